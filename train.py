@@ -1,0 +1,229 @@
+"""Train a PixelCNN-family model on one dataset; write its weights, a sample grid and a loss curve.
+
+    python train.py --model pixelcnn --dataset mnist --data-dir ../shared/data
+
+Checkpoints are written atomically every few hundred steps, at each epoch's end and on
+Ctrl-C; --resume continues from the last one. The weights in --out are replaced only by
+finite weights with a better test NLL.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import pixelcnn
+from pixelcnn import datasets, images, weights
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, choices=pixelcnn.MODELS, help="which model to train")
+    p.add_argument("--dataset", required=True, choices=pixelcnn.DATASETS, help="which dataset to train on")
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training set (default 10)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate; warm-up, then cosine decay to 0")
+    p.add_argument("--warmup", type=int, default=200, help="learning-rate warm-up steps (default 200)")
+    p.add_argument("--data-dir", default=None, help="folder holding mnist/ with the four MNIST IDX files "
+                   "(default: $PIXELCNN_DATA, else ./data)")
+    p.add_argument("--download", action="store_true", help="download MNIST into --data-dir first (needs internet)")
+    p.add_argument("--out", default=str(weights.WEIGHTS_DIR), help="where weights, samples and curves go (default weights/)")
+    p.add_argument("--checkpoint-dir", default="checkpoints", help="where resumable checkpoints go (default checkpoints/)")
+    p.add_argument("--checkpoint-every", type=int, default=300, help="steps between checkpoints (default 300)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for quick runs)")
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only the first N test images")
+    p.add_argument("--samples", type=int, default=16, help="images in the sample grid (0: none)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override the model config, e.g. --set filters=32 layers=3 split=false")
+    return p.parse_args(argv)
+
+
+def overrides(pairs):
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if not value:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = {"true": True, "false": False}.get(value.lower()) if value.lower() in ("true", "false") else int(value)
+    return out
+
+
+def lr_at(step, total, peak, warmup):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+@torch.no_grad()
+def evaluate(net, data, batch_size=500, device="cpu"):
+    """Test NLL in nats/dim, in fp32, with the model in eval mode."""
+    was = net.training
+    net.eval()
+    total = 0.0
+    for k in range(0, len(data), batch_size):
+        x = data[k:k + batch_size].to(device).long()
+        total += F.cross_entropy(net(x).float(), x, reduction="sum").item()
+    net.train(was)
+    return total / data.numel()
+
+
+def save_atomic(obj, path):
+    tmp = Path(str(path) + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def plot_curve(history, steps, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if steps:
+        s, loss = zip(*steps)
+        k = max(1, len(loss) // 100)  # smooth the per-step loss into ~100 points
+        ax.plot([s[i] for i in range(k - 1, len(s), k)],
+                [sum(loss[i - k + 1:i + 1]) / k for i in range(k - 1, len(loss), k)], label="train")
+    if history:
+        ax.plot([h["step"] for h in history], [h["test_nats_per_dim"] for h in history], "o-", label="test")
+    ax.set(xlabel="step", ylabel="NLL (nats/dim)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    args.command = "python train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    torch.set_num_threads(args.threads)
+    if args.download:
+        datasets.download_mnist(args.data_dir)
+    try:
+        train_x, _ = datasets.load(args.dataset, "train", args.data_dir)
+        test_x, _ = datasets.load(args.dataset, "test", args.data_dir)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    train_x, test_x = train_x[:args.train_limit], test_x[:args.test_limit]
+
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    # channels-last convolutions are ~15% faster on this CPU (oneDNN)
+    net = pixelcnn.build(args.model, args.dataset, **overrides(args.set)).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    name = f"{args.model}_{args.dataset}"
+    out, ckdir = Path(args.out), Path(args.checkpoint_dir)
+    ckdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = ckdir / f"{name}.pt"
+    step, epoch, offset, history, steps, best = 0, 0, 0, [], [], math.inf
+    if args.resume:
+        if not ckpt_path.exists():
+            sys.exit(f"error: --resume, but there is no checkpoint at {ckpt_path}")
+        ck = torch.load(ckpt_path, weights_only=True, map_location=device)
+        if ck["config"] != net.config.to_dict():
+            sys.exit(f"error: the checkpoint is of another model config: {ck['config']}")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, epoch, offset, best = ck["step"], ck["epoch"], ck["offset"], ck["best"]
+        history, steps = json.loads(ck["history"]), json.loads(ck["steps"])
+        print(f"resumed from {ckpt_path}: epoch {epoch}, step {step}")
+
+    per_epoch = len(train_x) // args.batch_size
+    total = args.epochs * per_epoch if args.max_steps is None else min(args.max_steps, args.epochs * per_epoch)
+    dims = math.prod(net.image_shape)
+
+    def checkpoint():
+        save_atomic({"config": net.config.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
+                     "step": step, "epoch": epoch, "offset": offset, "best": best,
+                     "history": json.dumps(history), "steps": json.dumps(steps)}, ckpt_path)
+
+    print(f"{args.model} on {args.dataset}: {sum(p.numel() for p in net.parameters()):,} parameters, "
+          f"{len(train_x):,} train / {len(test_x):,} test images, {total:,} steps, "
+          f"{'bf16 autocast' if args.bf16 else 'fp32'} on {device} with {args.threads} threads")
+    net.train()
+    t_start, seen = time.time(), 0
+    try:
+        while epoch < args.epochs and step < total:
+            perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(args.seed + epoch))
+            bar = tqdm(range(offset, per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step",
+                       dynamic_ncols=True, mininterval=1.0, file=sys.stdout)
+            t_epoch, first = time.time(), offset
+            for b in bar:
+                x = train_x[perm[b * args.batch_size:(b + 1) * args.batch_size]].to(device).long()
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, total, args.lr, args.warmup)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                    logits = net(x)
+                loss = F.cross_entropy(logits.float(), x)
+                if not torch.isfinite(loss):
+                    sys.exit(f"error: loss became {loss.item()} at step {step}; stopping. The last good "
+                             f"checkpoint and weights are untouched. Try a lower --lr or --no-bf16.")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step, offset, seen = step + 1, b + 1, seen + len(x)
+                steps.append((step, loss.item()))
+                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.time() - t_start):.0f}",
+                                refresh=False)
+                if step % args.checkpoint_every == 0:
+                    checkpoint()
+                if step >= total:
+                    break
+            bar.close()
+            if offset == per_epoch:
+                epoch, offset = epoch + 1, 0
+            nll = evaluate(net, test_x, device=device)
+            rate = (b + 1 - first) * args.batch_size / (time.time() - t_epoch)
+            history.append({"epoch": round(epoch + offset / per_epoch, 3), "step": step, "test_nats_per_dim": nll,
+                            "test_nats_per_image": nll * dims, "images_per_s": rate})
+            print(f"epoch {history[-1]['epoch']}: test NLL {nll:.4f} nats/dim, {nll * dims:.2f} nats/image, "
+                  f"{nll / math.log(2):.4f} bits/dim, {rate:.0f} images/s")
+            if nll < best:
+                best = nll
+                write_weights(net, out, name, args, history)
+            checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        sys.exit(f"\ninterrupted at step {step}: checkpoint written to {ckpt_path}; continue with --resume")
+    plot_curve(history, steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
+    if args.samples:
+        best_net = pixelcnn.load(args.model, args.dataset, out).to(device)
+        x = best_net.sample(args.samples, seed=0)
+        images.grid(x, best_net.levels, scale=4).save(out / f"{name}_samples.png")
+    print(f"wrote {out / name}.safetensors (.json, _samples.png, _curve.png)")
+
+
+def write_weights(net, out, name, args, history):
+    if not all(torch.isfinite(p).all() for p in net.state_dict().values() if p.is_floating_point()):
+        print("warning: non-finite weights, not written")
+        return
+    weights.save(net, out / f"{name}.safetensors")
+    h = history[-1]
+    facts = {"model": args.model, "dataset": args.dataset, "epoch": h["epoch"], "epochs": args.epochs,
+             "step": h["step"], "test_nats_per_dim": h["test_nats_per_dim"],
+             "test_nats_per_image": h["test_nats_per_image"], "test_bits_per_dim": h["test_nats_per_dim"] / math.log(2),
+             "images_per_s": h["images_per_s"], "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "command": args.command,
+             "config": net.config.to_dict()}
+    if args.dataset in ("shapes", "color_shapes"):
+        facts["entropy_bound_nats_per_image"] = datasets.entropy_bound(args.dataset)
+    tmp = out / f"{name}.json.part"
+    tmp.write_text(json.dumps(facts, indent=2) + "\n")
+    os.replace(tmp, out / f"{name}.json")
+
+
+if __name__ == "__main__":
+    main()
