@@ -47,3 +47,8 @@ def load(model, dataset, weights_dir=None):
         raise ValueError(f"{path} holds {config.get('model')} on {config.get('dataset')}, "
                          f"not {model} on {dataset}")
     return load_into(from_config(config), state, path).eval()
+
+
+def available(weights_dir=None):
+    """The (model, dataset) pairs whose weights are in weights_dir (default weights/)."""
+    return [(m, d) for m in MODELS for d in DATASETS if weights_path(m, d, weights_dir).exists()]
