@@ -126,6 +126,7 @@ def main(argv=None):
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     name = f"{args.model}_{args.dataset}"
     out, ckdir = Path(args.out), Path(args.checkpoint_dir)
+    out.mkdir(parents=True, exist_ok=True)
     ckdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckdir / f"{name}.pt"
     step, epoch, offset, history, steps, best = 0, 0, 0, [], [], math.inf
@@ -142,6 +143,8 @@ def main(argv=None):
         print(f"resumed from {ckpt_path}: epoch {epoch}, step {step}")
 
     per_epoch = len(train_x) // args.batch_size
+    if per_epoch == 0:
+        sys.exit(f"error: --batch-size {args.batch_size} is more than the {len(train_x)} training images")
     total = args.epochs * per_epoch if args.max_steps is None else min(args.max_steps, args.epochs * per_epoch)
     dims = math.prod(net.image_shape)
 

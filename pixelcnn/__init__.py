@@ -8,9 +8,9 @@ inside, a model's forward pass returns logits (B, K, C, H, W).
     x = model.sample(16, seed=0)                       # (16, 1, 28, 28) levels
     nll = -model.log_prob(x).sum(dim=(1, 2, 3))        # nats per image
 """
-from . import datasets
+from . import datasets, weights
 from .models import ARCHITECTURES, Config
-from .weights import load_into, read, weights_path
+from .weights import fetch, load_into, read, weights_path
 
 MODELS = tuple(ARCHITECTURES)
 DATASETS = datasets.NAMES
@@ -28,20 +28,27 @@ def build(model, dataset, **overrides):
 
 def from_config(config: dict):
     fixed = ("model", "dataset", "channels", "height", "width", "levels")
-    net = build(config["model"], config["dataset"], **{k: v for k, v in config.items() if k not in fixed})
+    try:
+        net = build(config["model"], config["dataset"], **{k: v for k, v in config.items() if k not in fixed})
+    except (KeyError, TypeError) as e:  # a missing name, or an option this version does not have
+        raise ValueError(f"config {config} does not describe a model of this version: {e}") from e
     if net.config.to_dict() != config:
         raise ValueError(f"config {config} does not describe a model of this version")
     return net
 
 
 def load(model, dataset, weights_dir=None):
-    """The trained model for (model, dataset) from weights/, in eval mode."""
+    """The trained model for (model, dataset) from weights/ (else from the Hub repo
+    $PIXELCNN_HUB_REPO, if set), in eval mode."""
     build(model, dataset)  # checks the names
     path = weights_path(model, dataset, weights_dir)
     if not path.exists():
-        raise FileNotFoundError(
-            f"no trained weights for {model} on {dataset} at {path}. "
-            f"Train them with: python train.py --model {model} --dataset {dataset}")
+        try:
+            path = fetch(model, dataset)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"no trained weights for {model} on {dataset} at {path}, and {e}. "
+                f"Train them with: python train.py --model {model} --dataset {dataset}") from None
     config, state = read(path)
     if (config.get("model"), config.get("dataset")) != (model, dataset):
         raise ValueError(f"{path} holds {config.get('model')} on {config.get('dataset')}, "
@@ -50,5 +57,9 @@ def load(model, dataset, weights_dir=None):
 
 
 def available(weights_dir=None):
-    """The (model, dataset) pairs whose weights are in weights_dir (default weights/)."""
-    return [(m, d) for m in MODELS for d in DATASETS if weights_path(m, d, weights_dir).exists()]
+    """The (model, dataset) pairs whose weights are in weights_dir (default weights/) or,
+    if $PIXELCNN_HUB_REPO is set, in that Hub repo."""
+    pairs = [(m, d) for m in MODELS for d in DATASETS]
+    local = {p for p in pairs if weights_path(*p, weights_dir).exists()}
+    hub = weights.on_hub([weights.filename(*p) for p in pairs if p not in local])
+    return [p for p in pairs if p in local or weights.filename(*p) in hub]

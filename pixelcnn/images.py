@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+TINT = (60, 120, 255)
+
 
 def to_rgb(x, levels):
     """Levels (N, C, H, W) -> uint8 RGB (N, H, W, 3). Binary images: ink (1) is black."""
@@ -15,10 +17,15 @@ def to_rgb(x, levels):
     return v.permute(0, 2, 3, 1).numpy()
 
 
-def grid(x, levels, nrow=None, scale=4, pad=1, mark=None):
+def grid(x, levels, nrow=None, scale=4, pad=1, mark=None, known=None):
     """A PIL image of the images side by side, each pixel a scale x scale block.
-    mark=(row, col) outlines that pixel in every image (the one being drawn)."""
+    mark=(row, col) outlines that pixel in every image (the one being drawn).
+    known, a boolean (H, W) or (N, H, W), tints those pixels blue (the given part of a completion)."""
     rgb = to_rgb(x, levels)
+    if known is not None:
+        k = np.broadcast_to(np.asarray(known, bool), rgb.shape[:3])
+        rgb = rgb.copy()
+        rgb[k] = (0.6 * rgb[k] + 0.4 * np.array(TINT)).astype(np.uint8)
     n, h, w, _ = rgb.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 class Progress(NamedTuple):
@@ -133,8 +134,8 @@ class CachedStepper:
 
     Each masked conv ("unit") keeps its whole input as a padded channels-last buffer.
     At the start of a row, the rows-above part of every unit is computed for the whole
-    row in one convolution; then, per pixel, only the same-row part: a tiny matmul over
-    the last few columns of the unit's input. BatchNorm is folded into the weights.
+    row in one matmul over its patches; then, per pixel, only the same-row part: a tiny
+    matmul over the last few columns of the unit's input. BatchNorm is folded into the weights.
     The per-pixel work runs on NumPy views of the buffers, whose per-call overhead is a
     fraction of PyTorch's, which is what dominates at this size.
     """
@@ -153,6 +154,7 @@ class CachedStepper:
             self.bufs.append(np.zeros((n, H + p, W + 2 * p, u.cin), npdt))
             u.tmp = np.zeros((n, u.cout), npdt)
             u.vert = np.zeros((n, W, u.cout), npdt) if p else None
+            u.patches = np.zeros((n, W, p, u.kernel, u.cin), npdt) if p else None
         self.out = np.zeros((n, units[-1].cout), npdt)
         self.levels, self.C = model.levels, C
         self.prefill(model, start)
@@ -175,14 +177,16 @@ class CachedStepper:
             a = a.permute(0, 2, 3, 1).numpy()
             p = u.p
             buf[:, p:p + rows, p:p + W] = a[:, :rows]
-            buf[:, p + rows, p:p + cols] = a[:, rows, :cols]
+            if cols:
+                buf[:, p + rows, p:p + cols] = a[:, rows, :cols]
 
     def start_row(self, i):
         for u, buf in zip(self.units, self.bufs):
             if u.p:  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
-                rows = torch.from_numpy(buf[:, i:i + u.p]).permute(0, 3, 1, 2)
-                v = torch.nn.functional.conv2d(rows, u.w_above)  # (n, cout, 1, W)
-                u.vert[:] = v[:, :, 0].transpose(1, 2).numpy()
+                windows = sliding_window_view(buf[:, i:i + u.p], u.kernel, axis=2)  # (n, p, W, cin, k)
+                np.copyto(u.patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, p, k, cin)
+                n, W = u.vert.shape[:2]
+                np.dot(u.patches.reshape(n * W, -1), u.w_above, out=u.vert.reshape(n * W, -1))
                 u.vert += u.bias
 
     def skip(self, i, j):
@@ -223,13 +227,14 @@ class _Unit:
         if norm is not None:
             scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
             bias = (bias - norm.running_mean) * scale + norm.bias
-        self.conv, self.cin, self.cout, self.p = conv, conv.cin, conv.cout, conv.kernel // 2
+        self.conv, self.cin, self.cout, self.kernel, self.p = conv, conv.cin, conv.cout, conv.kernel, conv.kernel // 2
         self.width = conv.left.weight.shape[-1]
         # (cout, cin, 1, w) -> (w * cin, cout), matching a channels-last window
         w = conv.left.weight.detach() * scale[:, None, None, None]
         self.w_left = w[:, :, 0].permute(2, 1, 0).reshape(-1, conv.cout).contiguous().numpy()
-        if self.p:
-            self.w_above = (conv.above.weight.detach() * scale[:, None, None, None]).contiguous()
+        if self.p:  # (cout, cin, p, k) -> (p * k * cin, cout), matching the row patches
+            w = conv.above.weight.detach() * scale[:, None, None, None]
+            self.w_above = w.permute(2, 3, 1, 0).reshape(-1, conv.cout).contiguous().numpy()
         self.bias = bias.detach().numpy()
         self.relu, self.residual = relu, residual
 

@@ -1,4 +1,5 @@
-"""Weights on disk: safetensors (fp16) with the model's config in the metadata. No pickle."""
+"""Weights on disk: safetensors (fp16) with the model's config in the metadata. No pickle.
+Weights missing from disk can come from a Hugging Face Hub repo named by $PIXELCNN_HUB_REPO."""
 import json
 import os
 from pathlib import Path
@@ -9,10 +10,52 @@ from safetensors.torch import load_file, save_file, safe_open
 
 FORMAT = "pixelcnn-studio/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+HUB_REPO_ENV = "PIXELCNN_HUB_REPO"
+
+
+def filename(model, dataset):
+    return f"{model}_{dataset}.safetensors"
 
 
 def weights_path(model, dataset, weights_dir=None):
-    return Path(weights_dir or os.environ.get("PIXELCNN_WEIGHTS") or WEIGHTS_DIR) / f"{model}_{dataset}.safetensors"
+    return Path(weights_dir or os.environ.get("PIXELCNN_WEIGHTS") or WEIGHTS_DIR) / filename(model, dataset)
+
+
+def hub_repo():
+    return os.environ.get(HUB_REPO_ENV) or None
+
+
+def fetch(model, dataset, repo=None):
+    """The local path of <model>_<dataset>.safetensors from the Hub repo (default
+    $PIXELCNN_HUB_REPO), downloaded into the Hugging Face cache or found there when
+    offline (HF_HUB_OFFLINE=1); FileNotFoundError saying why when neither works."""
+    from huggingface_hub import hf_hub_download
+
+    repo = repo or hub_repo()
+    if repo is None:
+        raise FileNotFoundError(f"no Hub repo to fetch {filename(model, dataset)} from: set ${HUB_REPO_ENV}")
+    try:
+        return Path(hf_hub_download(repo, filename(model, dataset)))
+    except Exception as e:  # offline and not cached, no network, no such repo or file: all say the same
+        raise FileNotFoundError(f"could not fetch {filename(model, dataset)} from the Hub repo {repo}: "
+                                f"{type(e).__name__}: {str(e).rstrip('.')}") from e
+
+
+def on_hub(names, repo=None):
+    """Which of the file `names` the Hub repo holds: those in the local Hugging Face cache,
+    and the others if the repo lists them (skipped offline: HF_HUB_OFFLINE=1)."""
+    from huggingface_hub import list_repo_files, try_to_load_from_cache
+
+    repo = repo or hub_repo()
+    if repo is None:
+        return set()
+    cached = {n for n in names if isinstance(try_to_load_from_cache(repo, n), str)}
+    if cached == set(names):
+        return cached
+    try:
+        return cached | (set(names) & set(list_repo_files(repo)))
+    except Exception:  # offline, no network, no such repo: only what is cached
+        return cached
 
 
 def save(net, path, dtype=torch.float16):

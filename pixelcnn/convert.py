@@ -1,0 +1,152 @@
+"""Pictures to levels: drawings and uploaded images as inputs to a model (numpy and PIL only).
+
+A drawing (RGBA, dark ink on a light or transparent canvas) becomes a binary image:
+- whole (`whole=True`): the ink is scaled and placed like an MNIST digit, its bounding
+  box fitted into the central box (20x20 of 28x28; 16x16 of 20x20) and the image shifted
+  so that its centre of mass is at the centre;
+- partial (`whole=False`): the canvas stands for that central box, so the beginning of
+  a figure stays where and as large as it was drawn.
+An image becomes binary (ink = dark, or light on a dark background) or colour levels.
+Every function raises ValueError with a message meant for the person who gave the input.
+"""
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 4096 * 4096  # larger uploads are refused before they are decoded
+MAX_SIDE = 16384
+THRESHOLD = 0.4  # area-averaged ink above this is a pixel of ink; lower than 0.5 keeps thin strokes
+
+
+def open_image(path):
+    """An uploaded file as an RGB PIL image, transparency composited onto white."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError("That file is not an image I can read: upload a PNG or JPEG.") from e
+    w, h = img.size
+    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+        raise ValueError(f"That image is too large ({w}x{h} pixels): upload one of at most "
+                         f"{MAX_PIXELS // 1_000_000} megapixels (it is shrunk to 28x28 anyway).")
+    try:
+        img = ImageOps.exif_transpose(img)
+        return on_white(img)
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ValueError("That image file is damaged and cannot be read.") from e
+
+
+def on_white(img):
+    """RGB, with any transparency composited onto white."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def ink(rgba):
+    """Ink in [0, 1] (H, W) of an RGB(A) array: darkness times opacity. A transparent
+    canvas and an opaque white one are both empty."""
+    a = np.asarray(rgba)
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.size == 0:
+        raise ValueError(f"a drawing must be an RGB or RGBA picture, got an array of shape {a.shape}")
+    scale = 255 if a.dtype != np.uint8 and a.max() <= 1.0 else 1
+    a = a.astype(np.float64) * scale
+    alpha = a[..., 3] / 255 if a.shape[2] == 4 else 1.0
+    return np.clip((255 - a[..., :3].mean(axis=-1)) * alpha / 255, 0, 1)
+
+
+def margin(size):
+    """Blank border around the central box: 4 of 28 as in MNIST, 2 of 20."""
+    return size // 7
+
+
+def drawing_to_levels(rgba, height, width, whole=True):
+    """A drawing (H0, W0, 3 or 4) as binary levels (1, height, width) uint8."""
+    return ink_to_levels(ink(rgba), height, width, whole)
+
+
+def ink_to_levels(amount, height, width, whole=True):
+    amount = np.asarray(amount, np.float64)
+    rows, cols = np.nonzero(amount > 0.1)
+    if len(rows) == 0:
+        raise ValueError("The canvas is empty: draw something first (black on white).")
+    m = margin(min(height, width))
+    bh, bw = height - 2 * m, width - 2 * m
+    if not whole:
+        box = _resize(amount, bh, bw)
+        out = np.zeros((height, width))
+        out[m:m + bh, m:m + bw] = box
+        return _binary(out)
+    # whole: crop to the ink, pad to a square so the aspect ratio survives, fit the box
+    crop = amount[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    side = max(crop.shape)
+    square = np.zeros((side, side))
+    r0, c0 = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    square[r0:r0 + crop.shape[0], c0:c0 + crop.shape[1]] = crop
+    box = _resize(square, bh, bw)
+    if box.sum() == 0:
+        raise ValueError("The drawing is too faint: draw with black ink.")
+    # place the box so that the centre of mass lands on the image's centre
+    yy, xx = np.mgrid[0:bh, 0:bw]
+    cy, cx = (box * yy).sum() / box.sum(), (box * xx).sum() / box.sum()
+    top = int(np.clip(round((height - 1) / 2 - cy), 0, height - bh))
+    left = int(np.clip(round((width - 1) / 2 - cx), 0, width - bw))
+    out = np.zeros((height, width))
+    out[top:top + bh, left:left + bw] = box
+    return _binary(out)
+
+
+def image_to_levels(img, channels, height, width, levels):
+    """A PIL image as levels (channels, height, width) uint8 for a model of that shape.
+
+    Binary models (channels 1, levels 2): ink is what is darker than the background (a light
+    figure on a dark background works too). An image of exactly the model's size, or an
+    exact multiple, is taken pixel for pixel; any other is treated as a whole drawing.
+    Colour models: the centre square, averaged down and rounded to the nearest level."""
+    img = on_white(img)
+    if channels == 1:
+        grey = np.asarray(img.convert("L"), np.float64) / 255
+        amount = 1 - grey
+        border = np.concatenate([amount[0], amount[-1], amount[:, 0], amount[:, -1]])
+        if border.mean() > 0.5:  # light on dark, like the original MNIST files
+            amount = 1 - amount
+        h0, w0 = amount.shape
+        if h0 % height == 0 and w0 % width == 0 and h0 // height == w0 // width:
+            return _binary(_resize(amount, height, width))
+        return ink_to_levels(amount, height, width, whole=True)
+    w0, h0 = img.size
+    side = min(w0, h0)
+    img = img.crop(((w0 - side) // 2, (h0 - side) // 2, (w0 - side) // 2 + side, (h0 - side) // 2 + side))
+    rgb = np.asarray(img.resize((width, height), Image.Resampling.BOX), np.float64)
+    return np.rint(rgb * (levels - 1) / 255).astype(np.uint8).transpose(2, 0, 1)[:channels]
+
+
+def last_ink_row(x):
+    """Index of the last row of levels (C, H, W) holding ink, or -1 if none. Ink: any
+    level but 0 in a binary image; in colour, any colour but the commonest on the border."""
+    x = np.asarray(x)
+    if x.shape[0] == 1:
+        marked = x[0] != 0
+    else:
+        border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
+        colours, counts = np.unique(border.T, axis=0, return_counts=True)
+        background = colours[counts.argmax()]
+        marked = (x != background[:, None, None]).any(axis=0)
+    rows = np.nonzero(marked.any(axis=1))[0]
+    return int(rows.max()) if len(rows) else -1
+
+
+def _resize(a, height, width):
+    """Area-average a float image to (height, width)."""
+    return np.asarray(Image.fromarray(a.astype(np.float32))
+                      .resize((width, height), Image.Resampling.BOX), np.float64)
+
+
+def _binary(amount):
+    return (amount > THRESHOLD).astype(np.uint8)[None]

@@ -1,0 +1,77 @@
+"""Fixtures of the app tests: tiny weights for every dataset, and the app served on a free
+loopback port. Import them into a test module: `from app_fixtures import app_url, tiny_weights`."""
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# before anything imports gradio or huggingface_hub: no analytics threads, no Hub calls
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "pixelcnn-tests-gradio"))
+
+TINY = ["--set", "filters=8", "layers=1", "--max-steps", "10", "--epochs", "1", "--batch-size", "32",
+        "--train-limit", "320", "--test-limit", "64", "--threads", "1", "--samples", "0", "--device", "cpu"]
+PAIRS = [("pixelcnn", "mnist"), ("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes"), ("pixelrcnn", "color_mnist")]
+
+
+def has_mnist():
+    from pixelcnn import datasets
+
+    try:
+        datasets.read_mnist_file(datasets.mnist_dir(), "t10k-labels-idx1-ubyte")
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A weights folder, set as $PIXELCNN_WEIGHTS, with a tiny model for each dataset trained
+    a few steps by train.py (MNIST ones left untrained where the MNIST files are absent)."""
+    if "weights" in _made:  # a session fixture imported into two modules runs once for each
+        out = _made["weights"]
+    else:
+        out = _made["weights"] = make_weights(tmp_path_factory.mktemp("weights"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIXELCNN_WEIGHTS", str(out))
+        mp.delenv("PIXELCNN_HUB_REPO", raising=False)
+        yield out
+
+
+_made = {}
+
+
+def make_weights(out):
+    import pixelcnn
+    import train
+    from pixelcnn import weights
+
+    mnist = has_mnist()
+    for model, dataset in PAIRS:
+        if "mnist" in dataset and not mnist:
+            weights.save(pixelcnn.build(model, dataset, filters=8, layers=1), weights.weights_path(model, dataset, out))
+        else:
+            train.main(["--model", model, "--dataset", dataset, "--out", str(out),
+                        "--checkpoint-dir", str(out / "checkpoints"), *TINY])
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_weights):
+    """The app launched in this process, with the queue settings of its __main__ block."""
+    import app
+
+    demo = app.build_demo()
+    demo.queue(**app.QUEUE).launch(server_name="127.0.0.1", server_port=free_port(),
+                                   prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()

@@ -1,0 +1,239 @@
+"""The app's two endpoints, /sample and /complete, through gradio_client against the app
+served in this process, with tiny weights."""
+import math
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import pixelcnn.sampling
+from pixelcnn import convert, images
+from conftest import REPO
+from app_fixtures import app_url, tiny_weights  # noqa: F401  (fixtures)
+from test_convert import SEVEN, canvas
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client(app_url):  # noqa: F811
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture
+def unpaced(monkeypatch):
+    """Only the finished picture, at once, for tests not about watching it being drawn."""
+    import app
+
+    monkeypatch.setattr(app, "FRAMES", 1)
+    monkeypatch.setattr(app, "FRAME_SECONDS", 0.0)
+
+
+def cells(path, n, nrow, h, w):
+    """The colour at the centre of every pixel of every image in a grid picture: (n, h, w, 3)."""
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    scale = img.shape[1] // (nrow * (w + 1) + 1)
+    assert img.shape[1] == (nrow * (w + 1) + 1) * scale and img.shape[0] == (math.ceil(n / nrow) * (h + 1) + 1) * scale
+    ii = (np.arange(h) * scale + scale // 2)[:, None]
+    jj = (np.arange(w) * scale + scale // 2)[None, :]
+    out = []
+    for k in range(n):
+        r, c = divmod(k, nrow)
+        out.append(img[(1 + r * (h + 1)) * scale + ii, (1 + c * (w + 1)) * scale + jj])
+    return np.stack(out)
+
+
+def is_ink(rgb):
+    return rgb.mean(axis=-1) < 128
+
+
+def is_tinted(rgb):
+    return rgb[..., 2] - rgb[..., 0] > 40
+
+
+def drawing(path, strokes=SEVEN):
+    Image.fromarray(canvas(strokes)).save(path)
+    return {"background": None, "layers": [handle_file(str(path))], "composite": handle_file(str(path))}
+
+
+def complete(client, model="pixelcnn/mnist", source="Draw", draw=None, image=None, keep_rows=14,
+             keep_drawn=False, temperature=1.0, seed=0):
+    job = client.submit(model, source, draw, image, keep_rows, keep_drawn, temperature, seed, api_name="/complete")
+    frames = list(job)
+    return frames, job.outputs()[-1]
+
+
+# ---------------------------------------------------------------- /sample
+
+def test_sample_streams_the_grid_as_it_fills_then_the_finished_grid(client):
+    job = client.submit("pixelcnn/mnist", 4, 1.0, 7, api_name="/sample")
+    arrivals = []
+    for frame in job:
+        arrivals.append((time.monotonic(), frame))
+    assert len(arrivals) >= 10, "the grid should arrive in many steps, not at once"
+    assert arrivals[-1][0] - arrivals[0][0] > 1.0  # paced: a person can watch it fill
+    first, last = cells(arrivals[0][1], 4, 2, 28, 28), cells(arrivals[-1][1], 4, 2, 28, 28)
+    assert is_ink(first).sum() < is_ink(last).sum() or not np.array_equal(first, last)
+    assert not is_ink(first[:, -1]).any()  # the bottom rows are still blank at first
+    # the last picture is the finished grid: only black and white, no red marker
+    assert set(map(tuple, last.reshape(-1, 3))) <= {(0, 0, 0), (255, 255, 255)}
+    assert Image.open(job.outputs()[-1]).size == Image.open(arrivals[-1][1]).size == (472, 472)  # 2x2 of 28, 8x
+    assert open(job.outputs()[-1], "rb").read(8) == b"\x89PNG\r\n\x1a\n"  # what the download button saves
+
+
+def test_sample_is_reproducible_from_its_seed_and_changes_with_temperature(client, unpaced):
+    def final(seed, temperature=1.0):
+        return np.asarray(Image.open(client.predict("pixelcnn/shapes", 2, temperature, seed, api_name="/sample")))
+    a = final(3)
+    assert np.array_equal(a, final(3))
+    assert not np.array_equal(a, final(4))
+    assert not np.array_equal(final(5, 0.2), final(5, 2.0))
+
+
+def test_sample_grid_sizes(client, unpaced):
+    img = Image.open(client.predict("pixelrcnn/color_shapes", 1, 0.8, 0, api_name="/sample"))
+    assert img.size == (21 * 22, 21 * 22) and img.mode == "RGB"  # one 20x20 image, 22x, with its border
+
+
+def test_stopping_a_sample_stops_the_sampler_on_the_server(client, monkeypatch):
+    """A cancelled job closes the app's generator, and with it the sampler: no more pixels."""
+    real, seen = pixelcnn.sampling.sample_stream, {"steps": 0, "closed": False, "finished": False}
+
+    def spy(*args, **kwargs):
+        try:
+            for progress in real(*args, **kwargs):
+                seen["steps"] += 1
+                yield progress
+            seen["finished"] = True
+        finally:
+            seen["closed"] = True
+
+    monkeypatch.setattr(pixelcnn.sampling, "sample_stream", spy)
+    job = client.submit("pixelcnn/mnist", 16, 1.0, 1, api_name="/sample")
+    while len(job.outputs()) < 3:
+        time.sleep(0.02)
+    job.cancel()
+    deadline = time.monotonic() + 10
+    while not seen["closed"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen["closed"] and not seen["finished"]
+    steps = seen["steps"]
+    time.sleep(0.5)
+    assert seen["steps"] == steps < 30
+
+
+# ---------------------------------------------------------------- /complete
+
+def test_complete_keeps_the_given_rows_exactly_and_fills_the_rest(client, tmp_path):
+    frames, final = complete(client, draw=drawing(tmp_path / "seven.png"), keep_rows=14, seed=2)
+    assert len(frames) >= 5  # streamed as the completions form
+    given = convert.drawing_to_levels(canvas(SEVEN), 28, 28)[0].astype(bool)
+    got = cells(final, 4, 4, 28, 28)
+    assert is_tinted(got[:, :14]).all() and not is_tinted(got[:, 14:]).any()  # the kept part is marked
+    assert (is_ink(got[:, :14]) == given[None, :14]).all()  # kept exactly
+    rest = got[:, 14:].reshape(-1, 3)
+    assert set(map(tuple, rest)) <= {(0, 0, 0), (255, 255, 255)}  # filled in black and white
+    assert len({is_ink(got[k, 14:]).tobytes() for k in range(4)}) > 1  # four different completions
+
+
+def test_complete_everything_drawn_keeps_every_row_down_to_the_last_ink(client, tmp_path, unpaced):
+    top = [[(60, 50), (220, 50), (190, 110)]]  # the top of a 7, in the top of the canvas
+    _, final = complete(client, draw=drawing(tmp_path / "top.png", top), keep_rows=3, keep_drawn=True)
+    given = convert.drawing_to_levels(canvas(top), 28, 28, whole=False)
+    rows = convert.last_ink_row(given) + 1
+    assert 6 < rows < 16
+    got = cells(final, 4, 4, 28, 28)
+    assert is_tinted(got[:, :rows]).all() and not is_tinted(got[:, rows:]).any()
+    assert (is_ink(got[:, :rows]) == given[0, None, :rows].astype(bool)).all()
+
+
+def test_complete_an_example_on_a_colour_model(client, unpaced):
+    example = str(REPO / "examples" / "color_shapes_1.png")
+    frames, final = complete(client, model="pixelrcnn/color_shapes", source="Image", image=handle_file(example),
+                             keep_rows=10)
+    got = cells(final, 4, 4, 20, 20)
+    given = convert.image_to_levels(convert.open_image(example), 3, 20, 20, 4)
+    untinted = (got[:, :10] - 0.4 * np.array(images.TINT)) / 0.6  # images.grid's tint, undone
+    assert (np.rint(untinted * 3 / 255) == given.transpose(1, 2, 0)[None, :10]).all()
+
+
+@pytest.mark.parametrize("kind", ["transparent", "colour"])
+def test_complete_converts_unusual_uploads_for_a_binary_model(client, tmp_path, kind, unpaced):
+    if kind == "transparent":
+        img = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+        ImageDraw.Draw(img).ellipse((20, 10, 80, 90), outline=(0, 0, 0, 255), width=8)
+    else:
+        img = Image.new("RGB", (160, 100), (255, 230, 120))
+        ImageDraw.Draw(img).ellipse((50, 10, 110, 90), outline=(180, 0, 60), width=8)
+    img.save(tmp_path / "up.png")
+    _, final = complete(client, source="Image", image=handle_file(str(tmp_path / "up.png")), keep_rows=14)
+    got = cells(final, 4, 4, 28, 28)
+    ring = is_ink(got[0, :14])
+    assert ring.sum() > 10 and not ring[:3].any()  # a ring's top, placed like a digit, on white
+
+
+# ---------------------------------------------------------------- bad input
+
+def error_of(client, api_name, *args):
+    with pytest.raises(AppError) as e:
+        client.predict(*args, api_name=api_name)
+    return str(e.value)
+
+
+def test_bad_input_is_a_message_not_a_crash(client, tmp_path, unpaced):
+    Image.fromarray(canvas([])).save(tmp_path / "empty.png")
+    empty = {"background": None, "layers": [handle_file(str(tmp_path / "empty.png"))],
+             "composite": handle_file(str(tmp_path / "empty.png"))}
+    (tmp_path / "notes.png").write_text("this is not a picture")
+    Image.new("1", (6000, 4000)).save(tmp_path / "huge.png")
+    seven = drawing(tmp_path / "seven.png")
+    c = ("pixelcnn/mnist", "Draw")
+    cases = [
+        ("/complete", (*c, empty, None, 14, False, 1.0, 0), "canvas is empty"),
+        ("/complete", (*c, None, None, 14, True, 1.0, 0), "canvas is empty"),
+        ("/complete", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "notes.png")), 14, False, 1.0, 0),
+         "not an image"),
+        ("/complete", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "huge.png")), 14, False, 1.0, 0),
+         "too large"),
+        ("/complete", ("pixelcnn/mnist", "Image", None, None, 14, False, 1.0, 0), "upload one or pick an example"),
+        ("/complete", ("pixelrcnn/color_mnist", "Draw", seven, None, 14, False, 1.0, 0), "colour images"),
+        ("/complete", (*c, seven, None, 99, False, 1.0, 0), "rows to keep"),
+        ("/complete", (*c, seven, None, 14, False, 0.0, 0), "temperature"),
+        ("/complete", ("gpt/mnist", "Draw", seven, None, 14, False, 1.0, 0), "Pick a model"),
+        ("/sample", ("pixelcnn/mnist", 0, 1.0, 0), "less than minimum value 1"),  # Gradio's own check
+        ("/sample", ("pixelcnn/mnist", 2.5, 1.0, 0), "number of samples"),
+        ("/sample", ("pixelcnn/mnist", 4, 1.0, -1), "less than minimum value 0"),
+        ("/sample", ("pixelcnn/mnist", 4, 0.0, 0), "less than minimum value 0.1"),
+        ("/sample", (None, 4, 1.0, 0), "Pick a model"),
+    ]
+    for api_name, args, message in cases:
+        assert message in error_of(client, api_name, *args), (api_name, args)
+    # and the server still answers
+    assert Image.open(client.predict("pixelcnn/shapes", 1, 1.0, 0, api_name="/sample")).size == (462, 462)
+
+
+def test_weights_gone_since_start_are_a_clear_message(client, tmp_path, monkeypatch):
+    import app
+
+    monkeypatch.setenv("PIXELCNN_WEIGHTS", str(tmp_path))  # an empty folder
+    app._load.cache_clear()
+    try:
+        message = error_of(client, "/sample", "pixelcnn/shapes", 1, 1.0, 0)
+    finally:
+        app._load.cache_clear()
+    assert "no trained weights for pixelcnn on shapes" in message and "python train.py" in message
+
+
+def test_everything_kept_returns_the_picture_itself(client, tmp_path, unpaced):
+    _, final = complete(client, draw=drawing(tmp_path / "seven.png"), keep_rows=28)
+    got = cells(final, 4, 4, 28, 28)
+    assert is_tinted(got).all()
+    given = convert.drawing_to_levels(canvas(SEVEN), 28, 28)[0].astype(bool)
+    assert (is_ink(got) == given[None]).all()
+
+
+def test_the_endpoints_are_named(client):
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/sample", "/complete"}

@@ -1,0 +1,171 @@
+"""The app in a real browser (Chromium through Playwright), used as a person would: pick a
+model, watch a grid being drawn, stop one, draw the top of a digit and complete it.
+Screenshots go to test-artifacts/."""
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pixelcnn.sampling
+from app_fixtures import app_url, tiny_weights  # noqa: F401  (fixtures)
+from conftest import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    page.locator("#start").wait_for()
+    yield page
+    page.close()
+
+
+def shot(page, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def choose_model(page, label):
+    page.locator("#model").get_by_role("combobox").click()
+    page.get_by_role("option", name=label).click()
+
+
+def src(page, elem_id):
+    img = page.locator(f"#{elem_id} img")
+    return img.first.get_attribute("src") if img.count() else None
+
+
+def watch(page, elem_id, until, timeout=30):
+    """The distinct pictures shown in an output until `until(seen)` holds."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = src(page, elem_id)
+        if s and (not seen or seen[-1] != s):
+            seen.append(s)
+        if until(seen):
+            return seen
+        time.sleep(0.03)
+    raise AssertionError(f"#{elem_id} showed {len(seen)} pictures in {timeout} s")
+
+
+def finished(page, elem_id):
+    """True once the output is idle (no progress tracker) and its picture fully loaded."""
+    return page.evaluate("""id => {
+        const el = document.getElementById(id);
+        const tracker = el.querySelector('[data-testid=status-tracker]');
+        const img = el.querySelector('img');
+        return (!tracker || tracker.classList.contains('hide')) && !!img && img.complete && img.naturalWidth > 0;
+    }""", elem_id)
+
+
+def wait_finished(page, elem_id, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not finished(page, elem_id):
+        assert time.monotonic() < deadline, f"#{elem_id} did not finish in {timeout} s"
+        time.sleep(0.05)
+    return src(page, elem_id)
+
+
+def picture(page, url):
+    return np.asarray(Image.open(io.BytesIO(page.request.get(url).body())).convert("RGB")).astype(int)
+
+
+def test_sample_fills_in_while_you_watch(page):
+    choose_model(page, "pixelcnn · shapes")
+    page.locator("#start").click()
+    seen = watch(page, "samples", lambda seen: len(seen) >= 4)
+    shot(page, "sample_forming.png")
+    final = wait_finished(page, "samples")
+    shot(page, "sample_done.png")
+    assert len(set(seen + [final])) >= 5, "the grid should change many times as it forms"
+    img = picture(page, final)
+    assert img.shape == (425, 425, 3)  # 4x4 images of 20x20, 5x
+    assert not ((img[..., 0] == 255) & (img[..., 1] == 0)).any(), "no red marker once finished"
+
+
+def test_stop_stops_drawing_here_and_on_the_server(page, monkeypatch):
+    real, state = pixelcnn.sampling.sample_stream, {"steps": 0, "closed": False, "finished": False}
+
+    def spy(*args, **kwargs):
+        try:
+            for progress in real(*args, **kwargs):
+                state["steps"] += 1
+                yield progress
+            state["finished"] = True
+        finally:
+            state["closed"] = True
+
+    monkeypatch.setattr(pixelcnn.sampling, "sample_stream", spy)
+    page.locator("#start").click()
+    watch(page, "samples", lambda seen: len(seen) >= 3)
+    page.locator("#stop").click()
+    deadline = time.monotonic() + 10
+    while not state["closed"]:
+        assert time.monotonic() < deadline, "the server kept sampling after Stop"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    shown, steps = src(page, "samples"), state["steps"]
+    time.sleep(1.0)
+    assert src(page, "samples") == shown and state["steps"] == steps and not state["finished"]
+    shot(page, "sample_stopped.png")
+
+
+def test_draw_the_top_of_a_digit_and_complete_it(page):
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#sketch button[aria-label=Brush]").click()
+    box = page.locator("#sketch .pixi-target canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the 280x280 canvas is centred
+
+    def at(x, y):  # canvas coordinates to the screen (the canvas shows at about 100%)
+        return cx + 0.95 * (x - 140), cy + 0.95 * (y - 140)
+
+    page.mouse.move(*at(70, 60))  # the top of a 7: a bar, and the start of its stem
+    page.mouse.down()
+    page.mouse.move(*at(210, 60), steps=6)
+    page.mouse.move(*at(180, 130), steps=4)
+    page.mouse.up()
+    page.locator("#keep-drawn input").check()
+    page.locator("#complete").click()
+    seen = watch(page, "completions", lambda seen: len(seen) >= 3)
+    final = wait_finished(page, "completions")
+    shot(page, "complete_done.png")
+    assert len(set(seen + [final])) >= 3
+    img = picture(page, final)  # four 28x28 completions side by side, a 1-pixel grey border around each
+    scale = img.shape[1] // (4 * 29 + 1)
+    assert img.shape == (30 * scale, (4 * 29 + 1) * scale, 3)
+    tinted = (img[..., 2] - img[..., 0] > 40).mean(axis=1) > 0.5  # rows of the picture tinted blue
+    assert tinted[scale: 7 * scale].all() and not tinted[-8 * scale:].any()  # the top kept, the bottom drawn
+    ink_kept = (img.mean(axis=2) < 80) & (img[..., 2] > img[..., 0])  # dark blue: kept ink
+    assert ink_kept.sum() > 100, "the drawn bar should be kept, tinted"
+
+
+def test_complete_a_colour_example(page):
+    choose_model(page, "pixelrcnn · color_shapes")
+    page.get_by_role("tab", name="Complete").click()
+    radio = page.locator("#source")
+    assert radio.get_by_label("Draw").count() == 0  # colour models complete images only
+    page.locator("#examples img").first.click()
+    page.locator("#image img").wait_for()
+    page.locator("#complete").click()
+    final = wait_finished(page, "completions")
+    shot(page, "complete_colour.png")
+    assert picture(page, final).shape[:2] == (22 * 8, (4 * 21 + 1) * 8)  # 4 images of 20x20, 8x

@@ -1,0 +1,140 @@
+"""Pictures to levels: drawings placed like MNIST digits, uploads of any kind, examples."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from pixelcnn import convert, datasets
+from conftest import REPO
+
+EXAMPLES = REPO / "examples"
+
+
+def canvas(strokes, size=280, width=22, background=(0, 0, 0, 0)):
+    """An RGBA drawing like the sketchpad's: black strokes on a transparent (or white) canvas."""
+    img = Image.new("RGBA", (size, size), background)
+    draw = ImageDraw.Draw(img)
+    for points in strokes:
+        draw.line(points, fill=(0, 0, 0, 255), width=width, joint="curve")
+    return np.asarray(img)
+
+
+SEVEN = [[(60, 50), (220, 50), (130, 250)]]
+ONE = [[(140, 60), (150, 230)]]
+
+
+def bbox(x):
+    rows, cols = np.nonzero(x[0])
+    return rows.min(), rows.max(), cols.min(), cols.max()
+
+
+@pytest.mark.parametrize("size,box", [(28, 20), (20, 16)])
+@pytest.mark.parametrize("strokes", [SEVEN, ONE], ids=["seven", "one"])
+def test_a_whole_drawing_is_scaled_into_the_box_and_centred_by_mass(size, box, strokes):
+    x = convert.drawing_to_levels(canvas(strokes), size, size)
+    assert x.shape == (1, size, size) and x.dtype == np.uint8 and set(np.unique(x)) == {0, 1}
+    r0, r1, c0, c1 = bbox(x)
+    assert max(r1 - r0, c1 - c0) + 1 in (box - 1, box)  # the longer side fills the box
+    rows, cols = np.nonzero(x[0])
+    assert abs(rows.mean() - (size - 1) / 2) <= 1 and abs(cols.mean() - (size - 1) / 2) <= 1
+
+
+def test_a_drawing_is_the_same_on_a_white_or_a_transparent_canvas():
+    white = canvas(SEVEN, background=(255, 255, 255, 255))
+    assert np.array_equal(convert.drawing_to_levels(white, 28, 28), convert.drawing_to_levels(canvas(SEVEN), 28, 28))
+    assert np.array_equal(convert.drawing_to_levels(white[..., :3], 28, 28),
+                          convert.drawing_to_levels(canvas(SEVEN), 28, 28))
+
+
+def test_a_partial_drawing_keeps_its_place_the_canvas_standing_for_the_central_box():
+    top = [[(0, 10), (279, 10)]]  # a bar along the canvas's top edge
+    x = convert.drawing_to_levels(canvas(top, width=20), 28, 28, whole=False)
+    r0, r1, c0, c1 = bbox(x)
+    assert (r0, c0, c1) == (4, 4, 23) and r1 <= 5  # the top of MNIST's 20x20 box, its full width
+    assert convert.last_ink_row(x) == r1
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_an_empty_canvas_is_a_clear_error(whole):
+    for empty in (canvas([]), canvas([], background=(255, 255, 255, 255))):
+        with pytest.raises(ValueError, match="canvas is empty"):
+            convert.drawing_to_levels(empty, 28, 28, whole=whole)
+
+
+@pytest.mark.parametrize("name", ["shapes", "color_shapes", "mnist", "color_mnist"])
+def test_the_shipped_examples_are_test_images_pixel_for_pixel(name):
+    c, h, w, k = datasets.shape_of(name)
+    paths = sorted(EXAMPLES.glob(f"{name}_*.png"))
+    assert len(paths) >= 3
+    for path in paths:
+        x = convert.image_to_levels(convert.open_image(path), c, h, w, k)
+        assert x.shape == (c, h, w) and x.max() < k
+        if "mnist" not in name:  # shapes need no files; MNIST is checked below where present
+            label = int(path.stem.rsplit("_", 1)[1])
+            images, labels = datasets.load(name, "test")
+            assert torch.equal(torch.from_numpy(x), images[int(torch.nonzero(labels == label)[0])])
+
+
+def test_the_mnist_examples_match_the_test_set_where_it_is_present():
+    try:
+        images, labels = datasets.load("mnist", "test")
+    except FileNotFoundError:
+        pytest.skip("no MNIST files here")
+    for path in sorted(EXAMPLES.glob("mnist_*.png")):
+        x = convert.image_to_levels(convert.open_image(path), 1, 28, 28, 2)
+        assert torch.equal(torch.from_numpy(x), images[int(torch.nonzero(labels == int(path.stem[-1]))[0])])
+
+
+def test_a_colour_image_for_a_binary_model_becomes_black_and_white(tmp_path):
+    img = Image.new("RGB", (200, 120), (250, 240, 200))  # a pale yellow photo with a red bar
+    ImageDraw.Draw(img).rectangle((60, 20, 90, 100), fill=(200, 30, 30))
+    x = convert.image_to_levels(img, 1, 28, 28, 2)
+    r0, r1, c0, c1 = bbox(x)
+    assert r1 - r0 + 1 in (19, 20) and c1 - c0 + 1 < 10  # a tall bar, placed like a digit
+
+
+def test_light_ink_on_a_dark_background_is_ink():
+    img = Image.new("L", (56, 56), 0)
+    ImageDraw.Draw(img).rectangle((20, 8, 27, 47), fill=255)
+    x = convert.image_to_levels(img, 1, 28, 28, 2)  # an exact multiple: pixel for pixel
+    assert x[0, 4:24, 10:14].all() and x.sum() == 20 * 4
+
+
+def test_a_transparent_png_is_composited_on_white(tmp_path):
+    img = Image.new("RGBA", (28, 28), (0, 0, 0, 0))  # transparent black: white once composited
+    ImageDraw.Draw(img).rectangle((10, 5, 13, 20), fill=(0, 0, 0, 255))
+    img.save(tmp_path / "t.png")
+    x = convert.image_to_levels(convert.open_image(tmp_path / "t.png"), 1, 28, 28, 2)
+    assert x.sum() == 4 * 16 and x[0, 5:21, 10:14].all()
+    rgb = convert.image_to_levels(convert.open_image(tmp_path / "t.png"), 3, 28, 28, 4)
+    assert (rgb[:, 0, 0] == 3).all() and (rgb[:, 10, 11] == 0).all()
+
+
+def test_a_colour_image_is_cropped_square_and_rounded_to_levels():
+    img = Image.new("RGB", (120, 80), (255, 0, 0))
+    ImageDraw.Draw(img).rectangle((40, 8, 79, 39), fill=(0, 85, 170))  # in the centre square's top half
+    x = convert.image_to_levels(img, 3, 20, 20, 4)  # the centre square, 80x80, shrunk 4 times
+    assert x.shape == (3, 20, 20)
+    assert (x[:, 2:10, 5:15] == np.array([0, 1, 2])[:, None, None]).all()
+    assert (x[:, 0, 0] == [3, 0, 0]).all() and (x[:, 10:] == 3 * (np.arange(3) == 0)[:, None, None]).all()
+    assert convert.last_ink_row(x) == 9  # the background is the commonest border colour
+
+
+def test_files_that_are_not_images_or_too_large_are_refused(tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(ValueError, match="not an image"):
+        convert.open_image(tmp_path / "notes.png")
+    Image.new("1", (5000, 4000)).save(tmp_path / "huge.png")  # tiny file, 20 megapixels
+    with pytest.raises(ValueError, match="too large"):
+        convert.open_image(tmp_path / "huge.png")
+    with pytest.raises(ValueError, match="not an image"):
+        convert.open_image(tmp_path / "missing.png")
+
+
+def test_last_ink_row():
+    x = np.zeros((1, 20, 20), np.uint8)
+    assert convert.last_ink_row(x) == -1
+    x[0, 7, 3] = 1
+    assert convert.last_ink_row(x) == 7

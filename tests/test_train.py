@@ -1,0 +1,141 @@
+"""train.py end to end, on tiny models and a few steps."""
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pixelcnn
+import train
+from pixelcnn import datasets
+from conftest import REPO
+
+TINY = ["--set", "filters=8", "layers=1", "kernel=3"]
+SHAPES = ["--model", "pixelcnn", "--dataset", "shapes", *TINY, "--train-limit", "256", "--test-limit", "64",
+          "--batch-size", "32", "--samples", "4", "--threads", "1", "--device", "cpu"]
+NAME = "pixelcnn_shapes"
+
+
+def run_train(args, out, ck):
+    train.main([*args, "--out", str(out), "--checkpoint-dir", str(ck)])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One 5-step run on shapes; tests copy its folders before changing anything."""
+    root = tmp_path_factory.mktemp("train")
+    run_train([*SHAPES, "--max-steps", "5"], root / "w", root / "ck")
+    return root / "w", root / "ck"
+
+
+def copy_run(trained, tmp_path):
+    out, ck = tmp_path / "w", tmp_path / "ck"
+    shutil.copytree(trained[0], out)
+    shutil.copytree(trained[1], ck)
+    return out, ck
+
+
+def test_a_run_writes_weights_facts_samples_and_curve(trained):
+    out, ck = trained
+    for suffix in (".safetensors", ".json", "_samples.png", "_curve.png"):
+        assert (out / f"{NAME}{suffix}").stat().st_size > 0, suffix
+    assert (ck / f"{NAME}.pt").exists()
+    assert not list(out.glob("*.part")) and not list(ck.glob("*.part"))
+
+
+def test_the_facts_file(trained):
+    facts = json.loads((trained[0] / f"{NAME}.json").read_text())
+    assert (facts["model"], facts["dataset"], facts["step"]) == ("pixelcnn", "shapes", 5)
+    nll = facts["test_nats_per_dim"]
+    assert math.isfinite(nll) and 0 < nll < 2
+    assert facts["test_nats_per_image"] == pytest.approx(nll * 400)
+    assert facts["test_bits_per_dim"] == pytest.approx(nll / math.log(2))
+    assert facts["entropy_bound_nats_per_image"] == pytest.approx(datasets.entropy_bound("shapes"))
+    assert facts["config"]["filters"] == 8 and facts["config"]["layers"] == 1 and facts["config"]["kernel"] == 3
+    assert facts["command"].startswith("python train.py --model pixelcnn")
+
+
+def test_the_trained_model_loads_samples_and_reproduces_its_test_nll(trained):
+    net = pixelcnn.load("pixelcnn", "shapes", weights_dir=trained[0])
+    assert not net.training and net.config.filters == 8
+    x = net.sample(2, seed=0, cached=False)
+    assert x.shape == (2, 1, 20, 20) and int(x.max()) <= 1 and int(x.min()) >= 0
+    test, _ = datasets.load("shapes", "test")
+    nll = -net.log_prob(test[:64]).mean().item()
+    facts = json.loads((trained[0] / f"{NAME}.json").read_text())
+    assert nll == pytest.approx(facts["test_nats_per_dim"], abs=2e-3)  # fp16 weights on disk
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path, capsys):
+    out, ck = copy_run(trained, tmp_path)
+    before = torch.load(ck / f"{NAME}.pt", weights_only=True)
+    assert before["step"] == 5
+    run_train([*SHAPES, "--max-steps", "8", "--resume"], out, ck)
+    assert "resumed from" in capsys.readouterr().out
+    after = torch.load(ck / f"{NAME}.pt", weights_only=True)
+    assert after["step"] == 8
+    assert after["epoch"] == 1 and after["offset"] == 0  # 256 / 32 = 8 steps: one whole epoch
+    history = json.loads(after["history"])
+    assert [h["step"] for h in history] == [5, 8]
+    assert [s for s, _ in json.loads(after["steps"])] == list(range(1, 9))
+
+
+def test_resume_without_a_checkpoint_or_with_another_config_stops(trained, tmp_path):
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        run_train([*SHAPES, "--max-steps", "8", "--resume"], tmp_path / "w0", tmp_path / "empty")
+    out, ck = copy_run(trained, tmp_path)
+    other = [a if a != "filters=8" else "filters=4" for a in SHAPES]
+    with pytest.raises(SystemExit, match="another model config"):
+        run_train([*other, "--max-steps", "8", "--resume"], out, ck)
+
+
+def test_a_diverging_run_stops_and_keeps_the_good_weights(trained, tmp_path):
+    out, ck = copy_run(trained, tmp_path)
+    kept = {p.name: p.read_bytes() for p in [*out.iterdir(), *ck.iterdir()]}
+    with pytest.raises(SystemExit, match=r"loss became (nan|inf|-inf)") as stop:
+        run_train([*SHAPES, "--max-steps", "5", "--lr", "1e30", "--warmup", "1"], out, ck)
+    assert "lower --lr" in str(stop.value)
+    assert {p.name: p.read_bytes() for p in [*out.iterdir(), *ck.iterdir()]} == kept
+
+
+def test_a_batch_larger_than_the_training_set_stops_with_a_message(tmp_path):
+    with pytest.raises(SystemExit, match="--batch-size 32 is more than the 16 training images"):
+        run_train([*SHAPES, "--train-limit", "16"], tmp_path / "w", tmp_path / "ck")
+
+
+def test_a_malformed_set_option_stops(tmp_path):
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        run_train([*SHAPES, "--set", "filters"], tmp_path / "w", tmp_path / "ck")
+
+
+def test_mnist_end_to_end(tmp_path):
+    """The real data path: MNIST from $PIXELCNN_DATA (set by conftest), hash-checked."""
+    run_train(["--model", "pixelcnn", "--dataset", "mnist", *TINY, "--max-steps", "2", "--train-limit", "128",
+               "--test-limit", "32", "--batch-size", "32", "--samples", "1", "--threads", "1", "--device", "cpu",
+               "--no-bf16"], tmp_path / "w", tmp_path / "ck")
+    facts = json.loads((tmp_path / "w" / "pixelcnn_mnist.json").read_text())
+    assert facts["step"] == 2 and math.isfinite(facts["test_nats_per_dim"])
+    assert "entropy_bound_nats_per_image" not in facts
+    assert pixelcnn.load("pixelcnn", "mnist", weights_dir=tmp_path / "w").image_shape == (1, 28, 28)
+
+
+def test_missing_mnist_stops_with_a_hint(tmp_path):
+    with pytest.raises(SystemExit, match="--data-dir"):
+        run_train(["--model", "pixelcnn", "--dataset", "mnist", *TINY, "--data-dir", str(tmp_path / "none")],
+                  tmp_path / "w", tmp_path / "ck")
+
+
+def test_help_mentions_every_flag():
+    flags = set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"', (REPO / "train.py").read_text()))
+    assert {"--model", "--dataset", "--epochs", "--batch-size", "--lr", "--warmup", "--data-dir", "--download",
+            "--out", "--checkpoint-dir", "--checkpoint-every", "--resume", "--no-bf16", "--threads", "--device",
+            "--seed", "--max-steps", "--train-limit", "--test-limit", "--samples", "--set"} <= flags
+    result = subprocess.run([sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    for flag in flags:
+        assert flag in result.stdout, flag
