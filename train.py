@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import pixelcnn
 from pixelcnn import datasets, images, weights
+from pixelcnn.evaluate import nll as evaluate
 
 
 def parse_args(argv=None):
@@ -65,19 +66,6 @@ def lr_at(step, total, peak, warmup):
     if step < warmup:
         return peak * (step + 1) / warmup
     return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
-
-
-@torch.no_grad()
-def evaluate(net, data, batch_size=500, device="cpu"):
-    """Test NLL in nats/dim, in fp32, with the model in eval mode."""
-    was = net.training
-    net.eval()
-    total = 0.0
-    for k in range(0, len(data), batch_size):
-        x = data[k:k + batch_size].to(device).long()
-        total += F.cross_entropy(net(x).float(), x, reduction="sum").item()
-    net.train(was)
-    return total / data.numel()
 
 
 def save_atomic(obj, path):
@@ -188,7 +176,7 @@ def main(argv=None):
             bar.close()
             if offset == per_epoch:
                 epoch, offset = epoch + 1, 0
-            nll = evaluate(net, test_x, device=device)
+            nll = evaluate(net, test_x)
             rate = (b + 1 - first) * args.batch_size / (time.time() - t_epoch)
             history.append({"epoch": round(epoch + offset / per_epoch, 3), "step": step, "test_nats_per_dim": nll,
                             "test_nats_per_image": nll * dims, "images_per_s": rate})
