@@ -107,6 +107,12 @@ class AutoregressiveModel(nn.Module):
         logp = torch.log_softmax(self(x).float(), dim=1)
         return logp.gather(1, x.unsqueeze(1)).squeeze(1)
 
+    def stack(self, body):
+        """The body between a k x k type-A stem and a head of two 1x1 type-B convs to C*K logits."""
+        c, f, k, s = self.config.channels, self.config.filters, self.config.kernel, self.config.split
+        return nn.Sequential(Block(c, f, k, "A", s), *body, Block(f, f, 1, "B", s),
+                             Block(f, c * self.levels, 1, "B", s, norm=False, relu=False))
+
     @property
     def device(self):
         return next(self.parameters()).device
@@ -131,13 +137,8 @@ class PixelCNN(AutoregressiveModel):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        c, f, k, s = config.channels, config.filters, config.kernel, config.split
-        self.net = nn.Sequential(
-            Block(c, f, k, "A", s),
-            *[Block(f, f, k, "B", s) for _ in range(config.layers)],
-            Block(f, f, 1, "B", s),
-            Block(f, c * config.levels, 1, "B", s, norm=False, relu=False),
-        )
+        f, k, s = config.filters, config.kernel, config.split
+        self.net = self.stack([Block(f, f, k, "B", s) for _ in range(config.layers)])
 
 
 class PixelRCNN(AutoregressiveModel):
@@ -146,13 +147,7 @@ class PixelRCNN(AutoregressiveModel):
 
     def __init__(self, config: Config):
         super().__init__(config)
-        c, f, k, s = config.channels, config.filters, config.kernel, config.split
-        self.net = nn.Sequential(
-            Block(c, f, k, "A", s),
-            *[Residual(f, 3, s) for _ in range(config.layers)],
-            Block(f, f, 1, "B", s),
-            Block(f, c * config.levels, 1, "B", s, norm=False, relu=False),
-        )
+        self.net = self.stack([Residual(config.filters, 3, config.split) for _ in range(config.layers)])
 
 
 ARCHITECTURES = {

@@ -162,7 +162,7 @@ def test_complete_a_colour_example(page):
     choose_model(page, "pixelrcnn · color_shapes")
     page.get_by_role("tab", name="Complete").click()
     radio = page.locator("#source")
-    assert radio.get_by_label("Draw").count() == 0  # colour models complete images only
+    sync_api.expect(radio.get_by_label("Draw")).to_have_count(0)  # colour models complete images only
     page.locator("#examples img").first.click()
     page.locator("#image img").wait_for()
     page.locator("#complete").click()
