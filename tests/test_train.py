@@ -139,3 +139,17 @@ def test_help_mentions_every_flag():
     assert result.returncode == 0, result.stderr
     for flag in flags:
         assert flag in result.stdout, flag
+
+
+def test_evaluate_recomputes_the_test_nll_of_shipped_weights(trained, capsys):
+    from pixelcnn import evaluate
+
+    out = trained[0]
+    full = evaluate.main(["--model", "pixelcnn", "--dataset", "shapes", "--weights-dir", str(out)])
+    printed = capsys.readouterr().out
+    assert f"{full:.4f} nats/dim" in printed and "entropy bound" in printed
+    facts = json.loads((out / f"{NAME}.json").read_text())
+    net = pixelcnn.load("pixelcnn", "shapes", out)
+    test, _ = datasets.load("shapes", "test")
+    # train.py evaluated its first 64 test images (--test-limit 64) before the fp16 rounding
+    assert evaluate.nll(net, test[:64]) == pytest.approx(facts["test_nats_per_dim"], rel=1e-2)
