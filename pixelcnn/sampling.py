@@ -135,7 +135,8 @@ class CachedStepper:
     Each masked conv ("unit") keeps its whole input as a padded channels-last buffer.
     At the start of a row, the rows-above part of every unit is computed for the whole
     row in one matmul over its patches; then, per pixel, only the same-row part: a tiny
-    matmul over the last few columns of the unit's input. BatchNorm is folded into the weights.
+    matmul over the last few columns of the unit's input. BatchNorm is folded into the
+    weights.
     The per-pixel work runs on NumPy views of the buffers, whose per-call overhead is a
     fraction of PyTorch's, which is what dominates at this size.
     """
@@ -144,17 +145,14 @@ class CachedStepper:
         if model.device.type != "cpu":
             raise NotImplementedError("the cached sampler runs on the CPU: model.cpu() first")
         self.x, self.scale = x, 1.0 / (model.levels - 1)
-        self.dtype = model.dtype
-        npdt = np.float64 if self.dtype == torch.float64 else np.float32
+        npdt = np.float64 if model.dtype == torch.float64 else np.float32
         n, (C, H, W) = x.shape[0], model.image_shape
-        self.units = units = list(_units(model.net))
-        self.bufs = []  # bufs[k]: input of unit k, (n, H + p, W + 2p, cin), zero padded
-        for u in units:
-            p = u.p
-            self.bufs.append(np.zeros((n, H + p, W + 2 * p, u.cin), npdt))
-            u.tmp = np.zeros((n, u.cout), npdt)
-            u.vert = np.zeros((n, W, u.cout), npdt) if p else None
-            u.patches = np.zeros((n, W, p, u.kernel, u.cin), npdt) if p else None
+        self.units = units = _compiled(model)
+        # bufs[k]: the input of unit k, (n, H + p, W + 2p, cin), zero padded; the rest scratch
+        self.bufs = [np.zeros((n, H + u.p, W + 2 * u.p, u.cin), npdt) for u in units]
+        self.tmp = [np.zeros((n, u.cout), npdt) for u in units]
+        self.vert = [np.zeros((n, W, u.cout), npdt) if u.p else None for u in units]
+        self.patches = [np.zeros((n, W, u.p, u.kernel, u.cin), npdt) if u.p else None for u in units]
         self.out = np.zeros((n, units[-1].cout), npdt)
         self.levels, self.C = model.levels, C
         self.prefill(model, start)
@@ -165,13 +163,7 @@ class CachedStepper:
         if start == 0:
             return
         W = self.x.shape[3]
-        inputs = []
-        hooks = [u.conv.register_forward_pre_hook(lambda m, a: inputs.append(a[0])) for u in self.units]
-        try:
-            model(torch.from_numpy(self.x))
-        finally:
-            for h in hooks:
-                h.remove()
+        inputs = _unit_inputs(model.net, model.inputs(torch.from_numpy(self.x)))
         rows, cols = divmod(start, W)
         for u, buf, a in zip(self.units, self.bufs, inputs):
             a = a.permute(0, 2, 3, 1).numpy()
@@ -181,13 +173,13 @@ class CachedStepper:
                 buf[:, p + rows, p:p + cols] = a[:, rows, :cols]
 
     def start_row(self, i):
-        for u, buf in zip(self.units, self.bufs):
+        for u, buf, patches, vert in zip(self.units, self.bufs, self.patches, self.vert):
             if u.p:  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
                 windows = sliding_window_view(buf[:, i:i + u.p], u.kernel, axis=2)  # (n, p, W, cin, k)
-                np.copyto(u.patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, p, k, cin)
-                n, W = u.vert.shape[:2]
-                np.dot(u.patches.reshape(n * W, -1), u.w_above, out=u.vert.reshape(n * W, -1))
-                u.vert += u.bias
+                np.copyto(patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, p, k, cin)
+                n, W = vert.shape[:2]
+                np.dot(patches.reshape(n * W, -1), u.w_above, out=vert.reshape(n * W, -1))
+                vert += u.bias
 
     def skip(self, i, j):
         self.logits(i, j)
@@ -196,15 +188,15 @@ class CachedStepper:
         units, bufs = self.units, self.bufs
         last = len(units) - 1
         for k, u in enumerate(units):
-            p = u.p
+            p, tmp = u.p, self.tmp[k]
             src = bufs[k][:, i + p, j:j + u.width]  # same-row window: columns j-p .. j(-1)
-            np.dot(src.reshape(src.shape[0], -1), u.w_left, out=u.tmp)
+            np.dot(src.reshape(src.shape[0], -1), u.w_left, out=tmp)
             if k == last:
                 dst = self.out
             else:
                 q = units[k + 1].p
                 dst = bufs[k + 1][:, i + q, j + q]
-            np.add(u.tmp, u.vert[:, j] if p else u.bias, out=dst)
+            np.add(tmp, self.vert[k][:, j] if p else u.bias, out=dst)
             if u.residual is not None:
                 r = units[u.residual]
                 np.add(dst, bufs[u.residual][:, i + r.p, j + r.p], out=dst)
@@ -227,7 +219,7 @@ class _Unit:
         if norm is not None:
             scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
             bias = (bias - norm.running_mean) * scale + norm.bias
-        self.conv, self.cin, self.cout, self.kernel, self.p = conv, conv.cin, conv.cout, conv.kernel, conv.kernel // 2
+        self.cin, self.cout, self.kernel, self.p = conv.cin, conv.cout, conv.kernel, conv.kernel // 2
         self.width = conv.left.weight.shape[-1]
         # (cout, cin, 1, w) -> (w * cin, cout), matching a channels-last window
         w = conv.left.weight.detach() * scale[:, None, None, None]
@@ -237,6 +229,31 @@ class _Unit:
             self.w_above = w.permute(2, 3, 1, 0).reshape(-1, conv.cout).contiguous().numpy()
         self.bias = bias.detach().numpy()
         self.relu, self.residual = relu, residual
+
+
+def _compiled(model):
+    """The model's units, rebuilt only when its parameters or buffers have changed (an
+    optimizer step or load_state_dict bumps a tensor's version)."""
+    key = tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+    cache = model.__dict__.get("_sampler_units")
+    if cache is None or cache[0] != key:
+        cache = model.__dict__["_sampler_units"] = (key, list(_units(model.net)))
+    return cache[1]
+
+
+def _unit_inputs(net, h):
+    """The input of every masked conv, in order, in an ordinary forward pass of h."""
+    from .models import Residual
+    inputs = []
+    for m in net:
+        blocks = m.blocks if isinstance(m, Residual) else [m]
+        x = h
+        for b in blocks:
+            inputs.append(h)
+            h = b(h)
+        if isinstance(m, Residual):
+            h = torch.relu(x + h)
+    return inputs
 
 
 def _units(net):
