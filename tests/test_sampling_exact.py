@@ -72,3 +72,27 @@ def test_sampling_keeps_train_mode_and_dtype():
     net = make_tiny("pixelcnn", "shapes").train()
     x = net.sample(1, seed=0)
     assert net.training and x.dtype == torch.long
+
+
+def test_cached_sampler_follows_weight_changes():
+    net = make_tiny("pixelcnn", "shapes").double()
+    before = net.sample(2, seed=6)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(1.5)  # in place, as an optimizer step would
+    ref, fast = both(net, 2, seed=6)
+    assert torch.equal(ref, fast) and not torch.equal(fast, before)
+
+
+def test_concurrent_samplers_do_not_mix():
+    from concurrent.futures import ThreadPoolExecutor
+
+    net = make_tiny("pixelrcnn", "color_shapes").double()
+    known = net.sample(2, seed=7)
+    mask = torch.zeros(20, 20, dtype=torch.bool)
+    mask[:10] = True
+    jobs = [dict(seed=s, prefix=known, prefix_mask=mask) if s % 2 else dict(seed=s) for s in range(6)]
+    alone = [net.sample(2, **kw) for kw in jobs]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda kw: net.sample(2, **kw), jobs))
+    assert all(torch.equal(a, b) for a, b in zip(alone, together))
