@@ -86,6 +86,9 @@ def plot_curve(history, steps, path, title):
                 [sum(loss[i - k + 1:i + 1]) / k for i in range(k - 1, len(loss), k)], label="train")
     if history:
         ax.plot([h["step"] for h in history], [h["test_nats_per_dim"] for h in history], "o-", label="test")
+    if history:  # the first steps' loss dwarfs the rest: zoom in on the test curve
+        test = [h["test_nats_per_dim"] for h in history]
+        ax.set_ylim(min(test) * 0.95, max(test) * 1.3)
     ax.set(xlabel="step", ylabel="NLL (nats/dim)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
