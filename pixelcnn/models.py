@@ -24,6 +24,7 @@ class Config:
     layers: int = 5  # hidden 7x7 type-B convolutions (PixelCNN) or residual blocks (PixelRCNN)
     kernel: int = 7
     split: bool = True  # split masked convolutions (fast) or plain masked kernels
+    one_hot: bool = False  # feed levels one-hot (C * K input channels) instead of scaled to [0, 1]
 
     def to_dict(self):
         return asdict(self)
@@ -88,8 +89,13 @@ class AutoregressiveModel(nn.Module):
         return x.long()
 
     def inputs(self, x):
-        """Levels to the network's input scale, [0, 1]."""
-        return x.float().to(self.dtype) / (self.levels - 1)
+        """Levels (B, C, H, W) to the network's input: one-hot (B, C * K, H, W), channel
+        c * K + k, which makes copying an exact colour linear; or scaled to [0, 1]."""
+        if self.config.one_hot:
+            b, c, h, w = x.shape
+            onehot = F.one_hot(x, self.levels).permute(0, 1, 4, 2, 3)
+            return onehot.reshape(b, c * self.levels, h, w).to(self.dtype)
+        return x.to(self.dtype) / (self.levels - 1)
 
     @property
     def dtype(self):
@@ -110,7 +116,8 @@ class AutoregressiveModel(nn.Module):
     def stack(self, body):
         """The body between a k x k type-A stem and a head of two 1x1 type-B convs to C*K logits."""
         c, f, k, s = self.config.channels, self.config.filters, self.config.kernel, self.config.split
-        return nn.Sequential(Block(c, f, k, "A", s), *body, Block(f, f, 1, "B", s),
+        cin = c * self.levels if self.config.one_hot else c
+        return nn.Sequential(Block(cin, f, k, "A", s), *body, Block(f, f, 1, "B", s),
                              Block(f, c * self.levels, 1, "B", s, norm=False, relu=False))
 
     @property
@@ -152,5 +159,5 @@ class PixelRCNN(AutoregressiveModel):
 
 ARCHITECTURES = {
     "pixelcnn": (PixelCNN, dict(filters=64, layers=5, kernel=7)),
-    "pixelrcnn": (PixelRCNN, dict(filters=128, layers=8, kernel=7)),
+    "pixelrcnn": (PixelRCNN, dict(filters=128, layers=8, kernel=7, one_hot=True)),
 }

@@ -155,6 +155,7 @@ class CachedStepper:
         self.patches = [np.zeros((n, W, u.p, u.kernel, u.cin), npdt) if u.p else None for u in units]
         self.out = np.zeros((n, units[-1].cout), npdt)
         self.levels, self.C = model.levels, C
+        self.one_hot = np.eye(model.levels, dtype=npdt) if model.config.one_hot else None
         self.prefill(model, start)
 
     def prefill(self, model, start):
@@ -206,7 +207,12 @@ class CachedStepper:
 
     def write(self, i, j):
         p = self.units[0].p
-        self.bufs[0][:, i + p, j + p] = self.x[:, :, i, j] * self.scale
+        v = self.x[:, :, i, j]
+        if self.one_hot is not None:  # (n, C) -> (n, C * K), as model.inputs does
+            v = self.one_hot[v].reshape(len(v), -1)
+        else:
+            v = v * self.scale
+        self.bufs[0][:, i + p, j + p] = v
 
 
 class _Unit:
