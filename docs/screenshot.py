@@ -20,7 +20,18 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def main(out=ROOT / "docs" / "app.png", model="pixelcnn · mnist", seed=1):
+def settle(page, elem_id):
+    """Wait until the output `elem_id` shows its final, fully loaded picture."""
+    time.sleep(1)
+    page.wait_for_function("""(id) => {
+        const el = document.getElementById(id), img = el.querySelector('img');
+        const tracker = el.querySelector('[data-testid=status-tracker]');
+        return (!tracker || tracker.classList.contains('hide')) && img && img.complete && img.naturalWidth > 0;
+    }""", arg=elem_id, timeout=60_000)
+
+
+def main(out=ROOT / "docs" / "app.png", model="pixelcnn · mnist", seed=1, example=3):
+    """docs/app.png (the Sample tab) and docs/complete.png (the Complete tab)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -35,13 +46,16 @@ def main(out=ROOT / "docs" / "app.png", model="pixelcnn · mnist", seed=1):
             page.get_by_role("option", name=model).click()
             page.locator("#seed input").fill(str(seed))
             page.locator("#start").click()
-            time.sleep(1)
-            page.wait_for_function("""() => {
-                const el = document.getElementById('samples'), img = el.querySelector('img');
-                const tracker = el.querySelector('[data-testid=status-tracker]');
-                return (!tracker || tracker.classList.contains('hide')) && img && img.complete && img.naturalWidth > 0;
-            }""", timeout=60_000)
+            settle(page, "samples")
             page.screenshot(path=str(out))
+            # the Complete tab, finishing the top half of a test digit
+            page.get_by_role("tab", name="Complete").click()
+            page.locator("#source").get_by_label("Image").check()
+            page.locator("#examples img").nth(example).click()
+            page.locator("#image img").wait_for()
+            page.locator("#complete").click()
+            settle(page, "completions")
+            page.screenshot(path=str(out.parent / "complete.png"), full_page=True)
             browser.close()
     finally:
         demo.close()
