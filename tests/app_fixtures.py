@@ -75,3 +75,24 @@ def app_url(tiny_weights):
                                    prevent_thread_lock=True, quiet=True)
     yield demo.local_url
     demo.close()
+
+
+@pytest.fixture
+def sampler_spy(monkeypatch):
+    """Watch every sampler the app starts: progress reports seen, and whether it ran to
+    its end or was closed (Stop, or the client going away)."""
+    import pixelcnn.sampling
+
+    real, state = pixelcnn.sampling.sample_stream, {"steps": 0, "closed": False, "finished": False}
+
+    def spy(*args, **kwargs):
+        try:
+            for progress in real(*args, **kwargs):
+                state["steps"] += 1
+                yield progress
+            state["finished"] = True
+        finally:
+            state["closed"] = True
+
+    monkeypatch.setattr(pixelcnn.sampling, "sample_stream", spy)
+    return state

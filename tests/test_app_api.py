@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-import pixelcnn.sampling
 from pixelcnn import convert, images
 from conftest import REPO
-from app_fixtures import app_url, tiny_weights  # noqa: F401  (fixtures)
+from app_fixtures import app_url, sampler_spy, tiny_weights  # noqa: F401  (fixtures)
 from test_convert import SEVEN, canvas
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -98,20 +97,9 @@ def test_sample_grid_sizes(client, unpaced):
     assert img.size == (21 * 22, 21 * 22) and img.mode == "RGB"  # one 20x20 image, 22x, with its border
 
 
-def test_stopping_a_sample_stops_the_sampler_on_the_server(client, monkeypatch):
+def test_stopping_a_sample_stops_the_sampler_on_the_server(client, sampler_spy):
     """A cancelled job closes the app's generator, and with it the sampler: no more pixels."""
-    real, seen = pixelcnn.sampling.sample_stream, {"steps": 0, "closed": False, "finished": False}
-
-    def spy(*args, **kwargs):
-        try:
-            for progress in real(*args, **kwargs):
-                seen["steps"] += 1
-                yield progress
-            seen["finished"] = True
-        finally:
-            seen["closed"] = True
-
-    monkeypatch.setattr(pixelcnn.sampling, "sample_stream", spy)
+    seen = sampler_spy
     job = client.submit("pixelcnn/mnist", 16, 1.0, 1, api_name="/sample")
     while len(job.outputs()) < 3:
         time.sleep(0.02)

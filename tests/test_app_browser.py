@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import pixelcnn.sampling
-from app_fixtures import app_url, tiny_weights  # noqa: F401  (fixtures)
+from app_fixtures import app_url, sampler_spy, tiny_weights  # noqa: F401  (fixtures)
 from conftest import REPO
 
 CHROMIUM = "/usr/bin/chromium"
@@ -102,19 +101,8 @@ def test_sample_fills_in_while_you_watch(page):
     assert not ((img[..., 0] == 255) & (img[..., 1] == 0)).any(), "no red marker once finished"
 
 
-def test_stop_stops_drawing_here_and_on_the_server(page, monkeypatch):
-    real, state = pixelcnn.sampling.sample_stream, {"steps": 0, "closed": False, "finished": False}
-
-    def spy(*args, **kwargs):
-        try:
-            for progress in real(*args, **kwargs):
-                state["steps"] += 1
-                yield progress
-            state["finished"] = True
-        finally:
-            state["closed"] = True
-
-    monkeypatch.setattr(pixelcnn.sampling, "sample_stream", spy)
+def test_stop_stops_drawing_here_and_on_the_server(page, sampler_spy):
+    state = sampler_spy
     page.locator("#start").click()
     watch(page, "samples", lambda seen: len(seen) >= 3)
     page.locator("#stop").click()
