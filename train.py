@@ -194,7 +194,7 @@ def main(argv=None):
         sys.exit(f"\ninterrupted at step {step}: checkpoint written to {ckpt_path}; continue with --resume")
     plot_curve(history, steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
     if args.samples:
-        best_net = pixelcnn.load(args.model, args.dataset, out).to(device)
+        best_net = pixelcnn.load(args.model, args.dataset, out)  # the cached sampler runs on the CPU
         x = best_net.sample(args.samples, seed=0)
         images.grid(x, best_net.levels, scale=4).save(out / f"{name}_samples.png")
     print(f"wrote {out / name}.safetensors (.json, _samples.png, _curve.png)")
