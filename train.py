@@ -104,11 +104,12 @@ def main(argv=None):
     if args.download:
         datasets.download_mnist(args.data_dir)
     try:
-        train_x, _ = datasets.load(args.dataset, "train", args.data_dir)
-        test_x, _ = datasets.load(args.dataset, "test", args.data_dir)
+        train_x, train_y = datasets.load(args.dataset, "train", args.data_dir)
+        test_x, test_y = datasets.load(args.dataset, "test", args.data_dir)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    train_x, test_x = train_x[:args.train_limit], test_x[:args.test_limit]
+    train_x, train_y = train_x[:args.train_limit], train_y[:args.train_limit]
+    test_x, test_y = test_x[:args.test_limit], test_y[:args.test_limit]
 
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
@@ -125,7 +126,7 @@ def main(argv=None):
         if not ckpt_path.exists():
             sys.exit(f"error: --resume, but there is no checkpoint at {ckpt_path}")
         ck = torch.load(ckpt_path, weights_only=True, map_location=device)
-        if ck["config"] != net.config.to_dict():
+        if pixelcnn.from_config(ck["config"]).config != net.config:
             sys.exit(f"error: the checkpoint is of another model config: {ck['config']}")
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -156,11 +157,13 @@ def main(argv=None):
                        dynamic_ncols=True, mininterval=1.0, file=sys.stdout)
             t_epoch, first = time.time(), offset
             for b in bar:
-                x = train_x[perm[b * args.batch_size:(b + 1) * args.batch_size]].to(device).long()
+                idx = perm[b * args.batch_size:(b + 1) * args.batch_size]
+                x = train_x[idx].to(device).long()
+                label = train_y[idx].to(device) if net.config.classes else None
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total, args.lr, args.warmup)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                    logits = net(x)
+                    logits = net(x, label)
                 loss = F.cross_entropy(logits.float(), x)
                 if not torch.isfinite(loss):
                     sys.exit(f"error: loss became {loss.item()} at step {step}; stopping. The last good "
@@ -179,7 +182,7 @@ def main(argv=None):
             bar.close()
             if offset == per_epoch:
                 epoch, offset = epoch + 1, 0
-            nll = evaluate(net, test_x)
+            nll = evaluate(net, test_x, test_y)
             rate = (b + 1 - first) * args.batch_size / (time.time() - t_epoch)
             history.append({"epoch": round(epoch + offset / per_epoch, 3), "step": step, "test_nats_per_dim": nll,
                             "test_nats_per_image": nll * dims, "images_per_s": rate})
@@ -195,7 +198,8 @@ def main(argv=None):
     plot_curve(history, steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
     if args.samples:
         best_net = pixelcnn.load(args.model, args.dataset, out)  # the cached sampler runs on the CPU
-        x = best_net.sample(args.samples, seed=0)
+        label = torch.arange(args.samples) % best_net.config.classes if best_net.config.classes else None
+        x = best_net.sample(args.samples, seed=0, label=label)
         images.grid(x, best_net.levels, scale=4).save(out / f"{name}_samples.png")
     print(f"wrote {out / name}.safetensors (.json, _samples.png, _curve.png)")
 

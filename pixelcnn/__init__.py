@@ -8,6 +8,8 @@ inside, a model's forward pass returns logits (B, K, C, H, W).
     x = model.sample(16, seed=0)                       # (16, 1, 28, 28) levels
     nll = -model.log_prob(x).sum(dim=(1, 2, 3))        # nats per image
 """
+import dataclasses
+
 from . import datasets, weights
 from .models import ARCHITECTURES, Config
 from .weights import fetch, load_into, read, weights_path
@@ -22,12 +24,16 @@ def build(model, dataset, **overrides):
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     c, h, w, k = datasets.shape_of(dataset)
     cls, defaults = ARCHITECTURES[model]
-    config = Config(model, dataset, c, h, w, k, **{**defaults, **overrides})
-    return cls(config)
+    options = {**defaults, **overrides}
+    if options.get("classes", 0) is None:
+        options["classes"] = datasets.classes_of(dataset)
+    return cls(Config(model, dataset, c, h, w, k, **options))
 
 
 def from_config(config: dict):
     fixed = ("model", "dataset", "channels", "height", "width", "levels")
+    # Options added after a file was written take their default, the old behaviour.
+    config = {f.name: f.default for f in dataclasses.fields(Config) if f.name not in fixed} | config
     try:
         net = build(config["model"], config["dataset"], **{k: v for k, v in config.items() if k not in fixed})
     except (KeyError, TypeError) as e:  # a missing name, or an option this version does not have

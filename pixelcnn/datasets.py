@@ -51,6 +51,17 @@ def shape_of(name):
     return SHAPES[name]
 
 
+def class_names(name):
+    """The name of each label: shape types or digits."""
+    shape_of(name)
+    return SHAPE_TYPES if name.endswith("shapes") else tuple(str(d) for d in range(10))
+
+
+def classes_of(name):
+    """How many labels the dataset has."""
+    return len(class_names(name))
+
+
 def load(name, split="train", data_dir=None):
     """Images as a uint8 tensor (N, C, H, W) of levels, and int64 labels (N,)."""
     shape_of(name)

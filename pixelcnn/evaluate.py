@@ -14,14 +14,18 @@ from pixelcnn import datasets, weights
 
 
 @torch.no_grad()
-def nll(net, data, batch_size=500):
-    """Mean NLL in nats per sub-pixel of the levels `data`, in fp32, in eval mode."""
+def nll(net, data, labels=None, batch_size=500):
+    """Mean NLL in nats per sub-pixel of the levels `data`, in fp32, in eval mode; a
+    class-conditional model is given the true `labels`."""
+    if net.config.classes and labels is None:
+        raise ValueError(f"{net.config.model} is class-conditional: give the labels")
     was = net.training
     net.eval()
     total = 0.0
     for k in range(0, len(data), batch_size):
         x = data[k:k + batch_size].to(net.device).long()
-        total += F.cross_entropy(net(x).float(), x, reduction="sum").item()
+        label = labels[k:k + batch_size].to(net.device) if net.config.classes else None
+        total += F.cross_entropy(net(x, label).float(), x, reduction="sum").item()
     net.train(was)
     return total / data.numel()
 
@@ -34,8 +38,8 @@ def main(argv=None):
     p.add_argument("--weights-dir", default=None, help="default weights/")
     args = p.parse_args(argv)
     net = pixelcnn.load(args.model, args.dataset, args.weights_dir)
-    test, _ = datasets.load(args.dataset, "test", args.data_dir)
-    d = nll(net, test)
+    test, labels = datasets.load(args.dataset, "test", args.data_dir)
+    d = nll(net, test, labels)
     dims = math.prod(net.image_shape)
     print(f"{args.model} on {args.dataset}: test NLL {d:.4f} nats/dim, {d * dims:.2f} nats/image, "
           f"{d / math.log(2):.4f} bits/dim ({len(test):,} images)")

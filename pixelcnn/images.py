@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 TINT = (60, 120, 255)
+YLORRD = np.array([(255, 237, 160), (253, 141, 60), (189, 0, 38)], float)  # heat: low .. high
 
 
 def to_rgb(x, levels):
@@ -17,7 +18,7 @@ def to_rgb(x, levels):
     return v.permute(0, 2, 3, 1).numpy()
 
 
-def grid(x, levels, nrow=None, scale=4, pad=1, mark=None, known=None):
+def grid(x, levels, nrow=None, scale=4, pad=1, mark=None, known=None, mark_colour=(255, 0, 0)):
     """A PIL image of the images side by side, each pixel a scale x scale block.
     mark=(row, col) outlines that pixel in every image (the one being drawn).
     known, a boolean (H, W) or (N, H, W), tints those pixels blue (the given part of a completion)."""
@@ -38,8 +39,34 @@ def grid(x, levels, nrow=None, scale=4, pad=1, mark=None, known=None):
         i, j = mark
         for k in range(n):
             r, c = divmod(k, nrow)
-            y0, x0 = (pad + r * (h + pad) + i) * scale, (pad + c * (w + pad) + j) * scale
-            box = out[y0: y0 + scale, x0: x0 + scale]
-            box[[0, -1], :] = (255, 0, 0)
-            box[:, [0, -1]] = (255, 0, 0)
+            outline(out, pad + r * (h + pad) + i, pad + c * (w + pad) + j, scale, mark_colour)
+    return Image.fromarray(out)
+
+
+def outline(out, i, j, scale, colour):
+    """Outline pixel (i, j) of a picture `out` drawn at `scale`, in place."""
+    box = out[i * scale: (i + 1) * scale, j * scale: (j + 1) * scale]
+    box[[0, -1], :] = colour
+    box[:, [0, -1]] = colour
+
+
+def heatmap(values, scale=8, base=None, vmax=None, mark=None, from_white=False, flag=None):
+    """A picture of non-negative values (H, W): zero shows `base` (RGB (H, W, 3), faded)
+    or white; above zero runs from yellow (or white) through orange to red at vmax
+    (default: the largest value). mark=(i, j) outlines that pixel in blue; flag, a
+    boolean (H, W), paints those pixels light blue."""
+    stops = np.vstack([(255, 255, 255), YLORRD]) if from_white else YLORRD
+    v = np.asarray(values, float)
+    vmax = vmax or v.max() or 1.0
+    t = np.clip(v / vmax, 0, 1) * (len(stops) - 1)
+    lo = np.minimum(t.astype(int), len(stops) - 2)
+    f = (t - lo)[..., None]
+    heat = stops[lo] * (1 - f) + stops[lo + 1] * f
+    bg = np.full((*v.shape, 3), 255.0) if base is None else 255 - 0.3 * (255 - np.asarray(base, float))
+    out = np.where((v > 0)[..., None], heat, bg)
+    if flag is not None:
+        out[np.asarray(flag, bool)] = (150, 200, 255)
+    out = out.round().astype(np.uint8).repeat(scale, 0).repeat(scale, 1)
+    if mark is not None:
+        outline(out, *mark, scale, (0, 90, 255))
     return Image.fromarray(out)

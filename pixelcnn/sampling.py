@@ -1,7 +1,7 @@
 """Sampling: the reference loop and the streaming front end.
 
-Pixels are drawn in raster order, all channels of a pixel at once (the channels are
-independent given the pixels before). Every sub-pixel's uniform random number is drawn
+Pixels are drawn in raster order, all channels of a pixel at once when they are
+independent given the pixels before, else (model.ar) R, then G given R, then B. Every sub-pixel's uniform random number is drawn
 up front from the seed, and a level is chosen by inverting the CDF of its softmax, so
 any sampler that computes the same logits returns the same images for the same seed.
 
@@ -24,15 +24,17 @@ class Progress(NamedTuple):
     done: int  # pixels completed, in raster order
     total: int  # H * W
     position: tuple  # (row, col) of the last pixel completed
+    probs: np.ndarray | None = None  # (n, K, C): what the last pixel drawn was drawn from
 
 
 def draw(logits, u, temperature):
-    """Levels (B, C) from logits (B, K, C) and uniforms u (B, C) by inverting the CDF."""
+    """Levels (B, C) from logits (B, K, C) and uniforms u (B, C) by inverting the CDF,
+    and the probabilities (B, K, C) they were drawn from."""
     z = logits.astype(np.float64) / temperature
     p = np.exp(z - z.max(axis=1, keepdims=True))
     cdf = np.cumsum(p, axis=1)
     k = (u[:, None] * cdf[:, -1:] > cdf).sum(axis=1)
-    return np.minimum(k, logits.shape[1] - 1)
+    return np.minimum(k, logits.shape[1] - 1), p / cdf[:, -1:]
 
 
 def check_prefix(model, n, prefix, prefix_mask):
@@ -61,12 +63,14 @@ def check_prefix(model, n, prefix, prefix_mask):
 
 
 def sample_stream(model, n, *, seed=None, temperature=1.0, prefix=None, prefix_mask=None,
-                  cached=True, every=28):
-    """Generate n images, yielding Progress every `every` pixels (None: only at the end)."""
+                  cached=True, every=28, label=None):
+    """Generate n images, yielding Progress every `every` pixels (None: only at the end).
+    label: the class (int or (n,) tensor) for a class-conditional model."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
+    label = model.check_label(label, n)
     prefix, mask = check_prefix(model, n, prefix, prefix_mask)
     C, H, W = model.image_shape
     seed = torch.seed() if seed is None else seed
@@ -75,11 +79,18 @@ def sample_stream(model, n, *, seed=None, temperature=1.0, prefix=None, prefix_m
     if prefix is not None:
         x = torch.where(mask.unsqueeze(1), prefix, x)
         mask = mask.numpy()
-    return _loop(model, x.numpy(), u.numpy(), mask, temperature, cached, every)
+    return _loop(model, x.numpy(), u.numpy(), mask, temperature, cached, every, label)
+
+
+def stepper_class(model, cached):
+    from .models import GatedPixelCNN
+    if not cached:
+        return ReferenceStepper
+    return GatedStepper if isinstance(model, GatedPixelCNN) else CachedStepper
 
 
 @torch.no_grad()
-def _loop(model, x, u, mask, temperature, cached, every):
+def _loop(model, x, u, mask, temperature, cached, every, label=None):
     n, C, H, W = x.shape
     # Pixels before the first one to draw are known in every image: no need to visit them.
     start = 0 if mask is None else int(np.argmin(mask.all(axis=0).reshape(-1)))
@@ -88,24 +99,27 @@ def _loop(model, x, u, mask, temperature, cached, every):
     was_training = model.training
     model.eval()
     try:
-        stepper = (CachedStepper if cached else ReferenceStepper)(model, x, start)
+        stepper = stepper_class(model, cached)(model, x, start, label)
+        # the channels drawn together: all at once, or one by one, each seeing those before
+        groups = [slice(c, c + 1) for c in range(C)] if model.ar else [slice(0, C)]
+        probs = None
         for idx in range(start, H * W):
             i, j = divmod(idx, W)
             if j == 0 or idx == start:
                 stepper.start_row(i)
-            todo = None if mask is None else ~mask[:, i, j]
-            if todo is None or todo.any():
-                v = draw(stepper.logits(i, j), u[:, :, i, j], temperature)
-                if todo is None:
-                    x[:, :, i, j] = v
-                else:
-                    x[todo, :, i, j] = v[todo]
+            todo = slice(None) if mask is None else ~mask[:, i, j]
+            if mask is None or todo.any():
+                probs = np.empty((n, model.levels, C))
+                for g in groups:
+                    v, probs[:, :, g] = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature)
+                    x[todo, g, i, j] = v[todo]
+                    stepper.write(i, j)
             else:
                 stepper.skip(i, j)
-            stepper.write(i, j)
+                stepper.write(i, j)
             if every and (idx + 1) % every == 0 and idx + 1 < H * W:
-                yield Progress(torch.from_numpy(x.copy()), idx + 1, H * W, (i, j))
-        yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1))
+                yield Progress(torch.from_numpy(x.copy()), idx + 1, H * W, (i, j), probs)
+        yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs)
     finally:
         model.train(was_training)
 
@@ -113,14 +127,15 @@ def _loop(model, x, u, mask, temperature, cached, every):
 class ReferenceStepper:
     """One full forward pass per pixel drawn: slow, obviously right."""
 
-    def __init__(self, model, x, start):
-        self.model, self.x = model, x
+    def __init__(self, model, x, start, label):
+        self.model, self.x, self.label = model, x, label
 
     def start_row(self, i):
         pass
 
     def logits(self, i, j):
-        return self.model(torch.from_numpy(self.x).to(self.model.device))[:, :, :, i, j].float().cpu().numpy()
+        x = torch.from_numpy(self.x).to(self.model.device)
+        return self.model(x, self.label)[:, :, :, i, j].float().cpu().numpy()
 
     def skip(self, i, j):
         pass
@@ -141,13 +156,11 @@ class CachedStepper:
     fraction of PyTorch's, which is what dominates at this size.
     """
 
-    def __init__(self, model, x, start):
-        if model.device.type != "cpu":
-            raise NotImplementedError("the cached sampler runs on the CPU: model.cpu() first")
+    def __init__(self, model, x, start, label=None):
+        npdt = _check_cpu(model)
         self.x, self.scale = x, 1.0 / (model.levels - 1)
-        npdt = np.float64 if model.dtype == torch.float64 else np.float32
         n, (C, H, W) = x.shape[0], model.image_shape
-        self.units = units = _compiled(model)
+        self.units = units = _compiled(model, lambda: list(_units(model.net)))
         # bufs[k]: the input of unit k, (n, H + p, W + 2p, cin), zero padded; the rest scratch
         self.bufs = [np.zeros((n, H + u.p, W + 2 * u.p, u.cin), npdt) for u in units]
         self.tmp = [np.zeros((n, u.cout), npdt) for u in units]
@@ -176,10 +189,7 @@ class CachedStepper:
     def start_row(self, i):
         for u, buf, patches, vert in zip(self.units, self.bufs, self.patches, self.vert):
             if u.p:  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
-                windows = sliding_window_view(buf[:, i:i + u.p], u.kernel, axis=2)  # (n, p, W, cin, k)
-                np.copyto(patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, p, k, cin)
-                n, W = vert.shape[:2]
-                np.dot(patches.reshape(n * W, -1), u.w_above, out=vert.reshape(n * W, -1))
+                _rows_times(buf[:, i:i + u.p], patches, u.w_above, vert)
                 vert += u.bias
 
     def skip(self, i, j):
@@ -206,13 +216,34 @@ class CachedStepper:
         return self.out.reshape(-1, self.levels, self.C)
 
     def write(self, i, j):
-        p = self.units[0].p
-        v = self.x[:, :, i, j]
-        if self.one_hot is not None:  # (n, C) -> (n, C * K), as model.inputs does
-            v = self.one_hot[v].reshape(len(v), -1)
-        else:
-            v = v * self.scale
-        self.bufs[0][:, i + p, j + p] = v
+        _write_input(self, self.bufs[0], self.units[0].p, i, j)
+
+
+def _write_input(stepper, buf, p, i, j):
+    """Write pixel (i, j) of stepper.x into the padded input buffer, as model.inputs does."""
+    v = stepper.x[:, :, i, j]
+    if stepper.one_hot is not None:  # (n, C) -> (n, C * K)
+        v = stepper.one_hot[v].reshape(len(v), -1)
+    else:
+        v = v * stepper.scale
+    buf[:, i + p, j + p] = v
+
+
+def _check_cpu(model):
+    """The NumPy dtype of the model's weights; the cached samplers run on the CPU only."""
+    if model.device.type != "cpu":
+        raise NotImplementedError("the cached sampler runs on the CPU: model.cpu() first")
+    return np.float64 if model.dtype == torch.float64 else np.float32
+
+
+def _rows_times(rows, patches, weight, out):
+    """out (n, W, cout) = every k-wide window of rows (n, r, W + k - 1, cin), flattened in
+    the order (r, k, cin) of a conv weight permuted (2, 3, 1, 0), times weight."""
+    k = rows.shape[2] - patches.shape[1] + 1
+    windows = sliding_window_view(rows, k, axis=2)  # (n, r, W, cin, k)
+    np.copyto(patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, r, k, cin)
+    n, W = out.shape[:2]
+    np.dot(patches.reshape(n * W, -1), weight, out=out.reshape(n * W, -1))
 
 
 class _Unit:
@@ -228,8 +259,8 @@ class _Unit:
         self.cin, self.cout, self.kernel, self.p = conv.cin, conv.cout, conv.kernel, conv.kernel // 2
         self.width = conv.left.weight.shape[-1]
         # (cout, cin, 1, w) -> (w * cin, cout), matching a channels-last window
-        w = conv.left.weight.detach() * scale[:, None, None, None]
-        self.w_left = w[:, :, 0].permute(2, 1, 0).reshape(-1, conv.cout).contiguous().numpy()
+        w = conv.left_weight().detach() * scale[:, None, None, None]
+        self.w_left = _row_weight(w)
         if self.p:  # (cout, cin, p, k) -> (p * k * cin, cout), matching the row patches
             w = conv.above.weight.detach() * scale[:, None, None, None]
             self.w_above = w.permute(2, 3, 1, 0).reshape(-1, conv.cout).contiguous().numpy()
@@ -237,13 +268,19 @@ class _Unit:
         self.relu, self.residual = relu, residual
 
 
-def _compiled(model):
-    """The model's units, rebuilt only when its parameters or buffers have changed (an
-    optimizer step or load_state_dict bumps a tensor's version)."""
+def _row_weight(w):
+    """A same-row conv weight (cout, cin, 1, w) -> (w * cin, cout), matching a channels-last window."""
+    return w[:, :, 0].permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous().numpy()
+
+
+def _compiled(model, build):
+    """build(): the model's weights ready for stepping, rebuilt only when its parameters
+    or buffers have changed (an optimizer step or load_state_dict bumps a tensor's version)."""
     key = tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
     cache = model.__dict__.get("_sampler_units")
     if cache is None or cache[0] != key:
-        cache = model.__dict__["_sampler_units"] = (key, list(_units(model.net)))
+        with torch.no_grad():
+            cache = model.__dict__["_sampler_units"] = (key, build())
     return cache[1]
 
 
@@ -279,3 +316,112 @@ def _units(net):
             k += 1
         else:
             raise NotImplementedError(f"no cached sampler for {type(m).__name__}")
+
+
+class GatedStepper:
+    """The cached sampler for Gated PixelCNN. The vertical stack sees only rows above, so
+    at the start of row i it is computed for the whole row, layer by layer, one matmul
+    each; per pixel only the horizontal stack (whose convs see only the current row) and
+    the head are stepped. Buffers are channels-last; `one_hot`/`scale` as CachedStepper."""
+
+    def __init__(self, model, x, start, label=None):
+        npdt = _check_cpu(model)
+        self.x, self.scale = x, 1.0 / (model.levels - 1)
+        self.one_hot = np.eye(model.levels, dtype=npdt) if model.config.one_hot else None
+        n, (C, H, W) = x.shape[0], model.image_shape
+        cfg = model.config
+        f, k, p, L = cfg.filters, cfg.kernel, cfg.kernel // 2, cfg.layers
+        self.f, self.p, self.levels, self.C = f, p, model.levels, C
+        self.layers, self.head = _compiled(model, lambda: _gated_units(model))
+        z = lambda *shape: np.zeros(shape, npdt)  # noqa: E731
+        self.xbuf = z(n, H + p, W + 2 * p, model.cin)  # the input, zero padded
+        self.vbuf = [z(n, H + p, W + 2 * p, f) for _ in range(L - 1)]  # gated vertical outputs
+        self.hbuf = [z(n, W + p, f) for _ in range(L)]  # horizontal outputs, this row, left padded
+        self.vh = [z(n, W, 2 * f) for _ in range(L)]  # per row: what v adds to h before the gate
+        self.vp = z(n, W, 2 * f)
+        self.patches = [z(n, W, p + (l > 0), k, model.cin if l == 0 else f) for l in range(L)]
+        lab = None if label is None else label.cpu().numpy()
+        self.embed = [(None, None) if u.embed is None else np.split(u.embed[lab].astype(npdt), 2, axis=1)
+                      for u in self.layers]
+        self.prefill(model, start, label)
+
+    def prefill(self, model, start, label):
+        """The buffers at the pixels before `start`, known everywhere, from one forward pass."""
+        if start == 0:
+            return
+        W, p = self.x.shape[3], self.p
+        rows, cols = divmod(start, W)
+        h = v = model.inputs(torch.from_numpy(self.x))
+        last = lambda a: a.permute(0, 2, 3, 1).numpy()  # noqa: E731  channels-last
+        self.xbuf[:, p:p + rows, p:p + W] = last(h)[:, :rows]
+        if cols:
+            self.xbuf[:, p + rows, p:p + cols] = last(h)[:, rows, :cols]
+        for l, layer in enumerate(model.layers):
+            v, h = layer(v, h, label)
+            if l < len(self.vbuf):
+                self.vbuf[l][:, p:p + rows, p:p + W] = last(v)[:, :rows]
+            if cols:
+                self.hbuf[l][:, p:p + cols] = last(h)[:, rows, :cols]
+
+    def start_row(self, i):
+        p, f = self.p, self.f
+        for l, u in enumerate(self.layers):
+            # strict: rows i-p .. i-1 of the image; else rows i-p .. i of the layer below's v
+            src = self.xbuf[:, i:i + p] if l == 0 else self.vbuf[l - 1][:, i:i + p + 1]
+            vp = self.vp
+            _rows_times(src, self.patches[l], u.wv, vp)
+            vp += u.bv
+            ev, eh = self.embed[l]
+            np.dot(vp, u.wv2h, out=self.vh[l])
+            self.vh[l] += u.bv2h if eh is None else u.bv2h + eh[:, None]
+            if l < len(self.vbuf):
+                if ev is not None:
+                    vp += ev[:, None]
+                self.vbuf[l][:, i + p, p:-p] = _gate(vp, f)
+
+    def skip(self, i, j):
+        self.logits(i, j)
+
+    def logits(self, i, j):
+        p, f = self.p, self.f
+        h = None
+        for l, u in enumerate(self.layers):
+            src = self.xbuf[:, i + p, j:j + u.width] if l == 0 else self.hbuf[l - 1][:, j:j + p + 1]
+            hp = src.reshape(len(src), -1) @ u.wh
+            hp += u.bh
+            hp += self.vh[l][:, j]
+            out = _gate(hp, f) @ u.wout
+            out += u.bout
+            if h is not None:
+                out += h
+            self.hbuf[l][:, j + p] = h = out
+        (w1, b1), (w2, b2) = self.head
+        t = np.maximum(h, 0) @ w1 + b1
+        return (np.maximum(t, 0) @ w2 + b2).reshape(-1, self.levels, self.C)
+
+    def write(self, i, j):
+        _write_input(self, self.xbuf, self.p, i, j)
+
+
+def _gate(t, f):
+    a, b = t[..., :f], t[..., f:]
+    return np.tanh(a) / (1 + np.exp(-b))
+
+
+class _GatedUnit:
+    """One gated layer's weights as NumPy matrices (in, out) for channels-last rows."""
+
+    def __init__(self, layer):
+        num = lambda t: t.detach().numpy()  # noqa: E731
+        vw = layer.v.conv.weight  # (2f, cin, rows, k)
+        self.wv, self.bv = vw.permute(2, 3, 1, 0).reshape(-1, vw.shape[0]).contiguous().numpy(), num(layer.v.conv.bias)
+        self.wv2h, self.bv2h = num(layer.v2h.weight[:, :, 0, 0].T).copy(), num(layer.v2h.bias)
+        self.wh, self.bh = _row_weight(layer.h.left_weight()), num(layer.h.left.bias)
+        self.width = layer.h.left.weight.shape[-1]
+        self.wout, self.bout = _row_weight(layer.out.left_weight()), num(layer.out.left.bias)
+        self.embed = None if layer.embed is None else num(layer.embed.weight)
+
+
+def _gated_units(model):
+    head = [(_row_weight(m.left_weight()), m.left.bias.detach().numpy()) for m in model.head[1::2]]
+    return [_GatedUnit(layer) for layer in model.layers], head

@@ -38,8 +38,9 @@ def make_tiny(model, dataset, seed=0, warm=True, **overrides):
         if warm:
             c, h, w = net.image_shape
             net.train()
+            label = torch.randint(0, net.config.classes, (8,)) if net.config.classes else None
             with torch.no_grad():
-                net(torch.randint(0, net.levels, (8, c, h, w)))
+                net(torch.randint(0, net.levels, (8, c, h, w)), label)
     return net.eval()
 
 
@@ -52,6 +53,13 @@ def tiny():
 @pytest.fixture
 def tiny_shapes():
     return make_tiny("pixelcnn", "shapes")
+
+
+def labels_for(net, n, seed=0):
+    """n random labels for a class-conditional net, else None."""
+    if not net.config.classes:
+        return None
+    return torch.randint(0, net.config.classes, (n,), generator=torch.Generator().manual_seed(seed))
 
 
 def random_levels(net, n, seed=0):

@@ -6,13 +6,13 @@ from safetensors.torch import save_file
 
 import pixelcnn
 from pixelcnn import weights
-from conftest import make_tiny, random_levels
+from conftest import labels_for, make_tiny, random_levels
 
 
 # ---------------------------------------------------------------- names and build
 
 def test_models_and_datasets():
-    assert pixelcnn.MODELS == ("pixelcnn", "pixelrcnn")
+    assert pixelcnn.MODELS == ("pixelcnn", "pixelrcnn", "pixelrcnn_ar", "gated", "gated_cond")
     assert pixelcnn.DATASETS == ("shapes", "mnist", "color_shapes", "color_mnist")
 
 
@@ -25,8 +25,9 @@ def test_build_shapes_the_model_for_its_dataset(model, dataset, shape, levels):
     assert net.image_shape == shape and net.levels == levels
     assert (net.config.model, net.config.dataset) == (model, dataset)
     assert (net.config.filters, net.config.layers, net.config.kernel) == (4, 1, 3)
+    label = torch.zeros(2, dtype=torch.long) if net.config.classes else None
     with torch.no_grad():
-        logits = net.eval()(torch.zeros(2, *shape, dtype=torch.long))
+        logits = net.eval()(torch.zeros(2, *shape, dtype=torch.long), label)
     assert logits.shape == (2, levels, *shape)
 
 
@@ -46,6 +47,13 @@ def test_from_config_round_trips_and_rejects_foreign_configs(tiny_shapes):
         pixelcnn.from_config({**config, "height": 21})
     with pytest.raises(ValueError, match="of this version"):
         pixelcnn.from_config({**config, "dropout": 0.5})
+
+
+def test_a_config_written_before_an_option_existed_loads_with_the_old_behaviour(tiny_shapes):
+    """Weights written before ar_channels and classes existed lack them in their config."""
+    config = tiny_shapes.config.to_dict()
+    old = {k: v for k, v in config.items() if k not in ("ar_channels", "classes")}
+    assert pixelcnn.from_config(old).config.to_dict() == config
 
 
 # ---------------------------------------------------------------- input checks
@@ -178,7 +186,8 @@ def fp16_rounded(net):
     return twin.eval()
 
 
-@pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes")])
+@pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes"),
+                                           ("gated_cond", "color_shapes")])
 def test_save_then_load_gives_the_same_model(tmp_path, model, dataset):
     net = make_tiny(model, dataset)
     path = weights.weights_path(model, dataset, tmp_path)
@@ -189,10 +198,10 @@ def test_save_then_load_gives_the_same_model(tmp_path, model, dataset):
     assert not loaded.training
     assert loaded.config == net.config
     assert pixelcnn.available(tmp_path) == [(model, dataset)]
-    x = random_levels(net, 3)
-    expected = fp16_rounded(net).log_prob(x)
-    torch.testing.assert_close(loaded.log_prob(x), expected, rtol=0, atol=1e-6)
-    torch.testing.assert_close(loaded.log_prob(x), net.log_prob(x), rtol=0, atol=1e-2)
+    x, label = random_levels(net, 3), labels_for(net, 3)
+    expected = fp16_rounded(net).log_prob(x, label)
+    torch.testing.assert_close(loaded.log_prob(x, label), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(loaded.log_prob(x, label), net.log_prob(x, label), rtol=0, atol=1e-2)
     # The on-disk file holds half precision floats and the integer BatchNorm counters.
     _, state = weights.read(path)
     assert {v.dtype for v in state.values()} <= {torch.float16, torch.int64}

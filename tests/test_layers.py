@@ -87,3 +87,34 @@ def test_unknown_mask_is_rejected(mask):
 def test_1x1_type_A_is_rejected():
     with pytest.raises(ValueError, match="sees nothing"):
         MaskedConv2d(1, 1, 1, "A")
+
+
+# ---------------------------------------------------------------- colour groups and rows
+
+@pytest.mark.parametrize("mask", ["A", "B"])
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+@pytest.mark.parametrize("row_only", [False, True])
+def test_colour_groups_split_equals_plain_and_mask_the_centre_by_colour(mask, kernel, row_only):
+    from pixelcnn.layers import colour_groups
+    cin, cout = 6, 7
+    gin, gout = colour_groups(cin, 3), colour_groups(cout, 3, interleaved=True)
+    assert gin.tolist() == [0, 0, 1, 1, 2, 2] and gout.tolist() == [0, 1, 2, 0, 1, 2, 0]
+    conv = randomised(MaskedConv2d(cin, cout, kernel, mask, groups=(gin, gout), row_only=row_only), seed=kernel)
+    x = torch.randn(2, cin, 6, 8, dtype=torch.float64)
+    torch.testing.assert_close(conv.split_forward(x), conv.plain_forward(x), rtol=1e-12, atol=1e-12)
+    w, p = conv.masked_weight(), kernel // 2
+    sees = gout[:, None] > gin[None, :] if mask == "A" else gout[:, None] >= gin[None, :]
+    assert torch.equal(w[:, :, p, p] != 0, sees)  # the centre: earlier (A) or same-or-earlier (B) colours
+    assert (w[:, :, p, p + 1:] == 0).all() and (w[:, :, p + 1:] == 0).all()
+    assert (w[:, :, :p] != 0).all() != row_only or p == 0  # the rows above, unless row_only
+
+
+def test_vertical_conv_sees_only_rows_above_or_up_to_its_own():
+    from pixelcnn.layers import VerticalConv
+    for strict in (True, False):
+        conv = randomised(VerticalConv(1, 1, 3, strict), seed=1)
+        x = torch.zeros(1, 1, 7, 7, dtype=torch.float64, requires_grad=True)
+        conv(x)[0, 0, 4, 3].backward()
+        seen = (x.grad[0, 0] != 0).nonzero().tolist()
+        rows = {r for r, _ in seen}
+        assert rows == ({3} if strict else {3, 4}) and {c for _, c in seen} == {2, 3, 4}

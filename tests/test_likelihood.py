@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import pixelcnn
-from conftest import make_tiny, random_levels
+from conftest import labels_for, make_tiny, random_levels
 
 CONFIGS = [(m, d) for m in pixelcnn.MODELS for d in ("shapes", "color_shapes")]
 
@@ -15,7 +15,7 @@ CONFIGS = [(m, d) for m in pixelcnn.MODELS for d in ("shapes", "color_shapes")]
 def test_log_prob_is_float_nonpositive_and_image_shaped(model, dataset):
     net = make_tiny(model, dataset)
     x = random_levels(net, 3)
-    logp = net.log_prob(x)
+    logp = net.log_prob(x, labels_for(net, 3))
     assert logp.shape == x.shape == (3, *net.image_shape)
     assert logp.dtype == torch.float32
     assert torch.isfinite(logp).all()
@@ -31,12 +31,13 @@ def test_each_subpixel_distribution_sums_to_one(model, dataset):
     K = net.levels
     assert K == (2 if dataset == "shapes" else 4)
     x = random_levels(net, 1, seed=5)[0]
+    label = labels_for(net, 1)
     for i, j in [(0, 0), (H // 2, W // 3), (H - 1, W - 1), (3, 0)]:
         for c in range(C):
             batch = x.repeat(K, 1, 1, 1)
             batch[:, c, i, j] = torch.arange(K)
             with torch.no_grad():
-                p = net.log_prob(batch)[:, c, i, j].double().exp()
+                p = net.log_prob(batch, label)[:, c, i, j].double().exp()
             assert p.sum().item() == pytest.approx(1.0, abs=1e-5), f"sub-pixel {(c, i, j)}"
             assert (p > 0).all()
 

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import make_tiny
+from conftest import labels_for, make_tiny
 
-CASES = [("pixelcnn", "shapes"), ("pixelcnn", "color_shapes"), ("pixelrcnn", "shapes"), ("pixelrcnn", "color_shapes")]
+CASES = [("pixelcnn", "shapes"), ("pixelcnn", "color_shapes"), ("pixelrcnn", "shapes"), ("pixelrcnn", "color_shapes"),
+         ("pixelrcnn_ar", "color_shapes"), ("gated", "shapes"), ("gated", "color_shapes"),
+         ("gated_cond", "shapes"), ("gated_cond", "color_shapes")]
 
 
 @pytest.fixture(params=CASES, ids=["-".join(c) for c in CASES])
@@ -18,6 +20,8 @@ def net(request):
 
 
 def both(net, n, **kw):
+    if net.config.classes:  # a different class for each image
+        kw["label"] = torch.arange(n) % net.config.classes
     return net.sample(n, cached=False, **kw), net.sample(n, cached=True, **kw)
 
 
@@ -30,7 +34,7 @@ def test_cached_equals_reference(net, temperature):
 
 def test_cached_equals_reference_with_prefix(net):
     C, H, W = net.image_shape
-    known = net.sample(3, seed=1)
+    known = net.sample(3, seed=1, label=labels_for(net, 3))
     mask = torch.zeros(3, H, W, dtype=torch.bool)
     mask[:, : H // 2] = True           # the top half ...
     mask[0, H // 2, :5] = True         # ... and a few pixels more in one image
@@ -43,9 +47,10 @@ def test_cached_equals_reference_with_prefix(net):
 
 
 def test_everything_known_returns_the_prefix(net):
-    x = net.sample(2, seed=5)
+    label = labels_for(net, 2)
+    x = net.sample(2, seed=5, label=label)
     mask = torch.ones(net.image_shape[1:], dtype=torch.bool)
-    assert torch.equal(net.sample(2, seed=9, prefix=x, prefix_mask=mask), x)
+    assert torch.equal(net.sample(2, seed=9, prefix=x, prefix_mask=mask, label=label), x)
 
 
 def test_float32_matches_too():
