@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import pixelcnn
-from pixelcnn import convert, datasets, images
+from pixelcnn import analysis, convert, datasets, images
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 FRAMES = 36  # pictures streamed while a whole image is drawn
@@ -36,7 +36,14 @@ QUEUE = dict(default_concurrency_limit=2, max_size=20)  # beyond 20 waiting, Gra
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
 pixels above it and to its left. **Sample** watches it draw from nothing; **Complete** gives it
-the top of a picture (drawn by you, uploaded, or an example) and lets it finish it four ways."""
+the top of a picture (drawn by you, uploaded, or an example) and lets it finish it four ways, or
+says how likely the model finds your picture; **What the model sees** shows which pixels each
+prediction depends on."""
+MODEL_NAMES = {"pixelcnn": "PixelCNN", "pixelrcnn": "PixelRCNN", "pixelrcnn_ar": "PixelRCNN, R→G→B",
+               "gated": "Gated PixelCNN", "gated_cond": "Gated PixelCNN, class-conditional"}
+DATASET_NAMES = {"mnist": "MNIST", "shapes": "Shapes", "color_mnist": "Colour MNIST", "color_shapes": "Colour shapes"}
+SEE_SCALE = 10  # the pictures of the "What the model sees" tab: pixels of the image, times this
+TEST_IMAGES = 500  # test images that give the range of likelihoods a drawing is compared with
 
 
 # ---------------------------------------------------------------- calls into the package
@@ -60,6 +67,17 @@ def get_model(name):
         return _load(*split(name))
     except (FileNotFoundError, ValueError) as e:
         raise gr.Error(str(e), title="No weights", print_exception=False) from None
+
+
+def display_name(name):
+    model, _, dataset = name.partition("/")
+    return f"{MODEL_NAMES.get(model, model)} · {DATASET_NAMES.get(dataset, dataset)}"
+
+
+def label_of(net, klass):
+    """The class a conditional model is asked for (None for the others)."""
+    classes = net.config.classes
+    return whole_number(klass, 0, classes - 1, "class") if classes else None
 
 
 def whole_number(value, low, high, what):
@@ -109,13 +127,34 @@ def every(net):
     return max(1, h * w // FRAMES)
 
 
-def sample(model: str, n: float, temperature: float, seed: float):
-    """Stream a grid of n samples as it fills in, pixel by pixel."""
+def sample(model: str, n: float, temperature: float, seed: float, klass: float = 0, show_probs: bool = False):
+    """Stream a grid of n samples as it fills in, pixel by pixel (all of class `klass` for a
+    class-conditional model), and, if show_probs, what the model expected at the pixel
+    being drawn in the first image."""
     net = get_model(model)
     n = whole_number(n, 1, MAX_SAMPLES, "number of samples")
     seed = whole_number(seed, 0, 2**63 - 1, "seed")
-    stream = net.sample_stream(n, seed=seed, temperature=check_temperature(temperature), every=every(net))
-    yield from frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))
+    stream = net.sample_stream(n, seed=seed, temperature=check_temperature(temperature), every=every(net),
+                               label=label_of(net, klass))
+    with closing(stream):
+        probs = []
+        for pic in frames(tap(stream, probs), net.levels, nrow=math.ceil(math.sqrt(n))):
+            yield pic, next_pixel(probs[-1], net) if show_probs and probs[-1] is not None else None
+
+
+def tap(stream, seen):
+    """The stream, noting the probabilities of each progress report in `seen`."""
+    for p in stream:
+        seen.append(p.probs)
+        yield p
+
+
+def next_pixel(probs, net):
+    """The first image's distribution for the pixel just drawn, as gr.Label confidences."""
+    p = probs[0]  # (K, C)
+    if net.image_shape[0] == 1:
+        return {"ink": float(p[1, 0]), "paper": float(p[0, 0])}
+    return {f"{'RGB'[c]} = {k}": float(p[k, c]) for c in range(p.shape[1]) for k in range(p.shape[0])}
 
 
 def given(net, source, drawing, image, whole):
@@ -149,7 +188,7 @@ def read_file(value, what):
 
 
 def complete(model: str, source: str, drawing: dict | None, image: dict | None,
-             keep_rows: float, keep_drawn: bool, temperature: float, seed: float):
+             keep_rows: float, keep_drawn: bool, temperature: float, seed: float, klass: float = 0):
     """Keep the top rows of the picture (or every row down to the last one with ink) and
     stream COMPLETIONS completions of the rest, side by side, the kept part tinted blue."""
     net = get_model(model)
@@ -172,8 +211,104 @@ def complete(model: str, source: str, drawing: dict | None, image: dict | None,
                       width=COMPLETIONS_WIDTH)
         return
     stream = net.sample_stream(COMPLETIONS, seed=seed, temperature=temperature, every=every(net),
-                               prefix=prefix, prefix_mask=mask)
+                               prefix=prefix, prefix_mask=mask, label=label_of(net, klass))
     yield from frames(stream, net.levels, COMPLETIONS, known=mask, width=COMPLETIONS_WIDTH)
+
+
+@lru_cache(maxsize=None)
+def test_range(model):
+    """Bits/dim of the first TEST_IMAGES test images (with their true labels), sorted;
+    None where the dataset cannot be read (MNIST not downloaded)."""
+    net = get_model(model)
+    try:
+        x, y = datasets.load(net.config.dataset, "test")
+    except (FileNotFoundError, ValueError):
+        return None
+    x, y = x[:TEST_IMAGES], y[:TEST_IMAGES]
+    return analysis.bits_per_dim(net, x, y if net.config.classes else None).sort().values
+
+
+def score(model: str, source: str, drawing: dict | None, image: dict | None, klass: float = 0):
+    """How likely the model finds the whole picture: bits/dim beside the range on test
+    images, and a heat map of the bits each pixel costs."""
+    net = get_model(model)
+    label = label_of(net, klass)
+    x = torch.from_numpy(given(net, source, drawing, image, whole=True)).long()[None]
+    bits = analysis.surprise(net, x, label)[0]
+    bpd = bits.sum().item() / math.prod(net.image_shape)
+    text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"
+    text += f", given the class {datasets.class_names(net.config.dataset)[label]})." if label is not None else ")."
+    ref = test_range(model)
+    if ref is not None:
+        q = lambda f: ref[min(len(ref) - 1, int(f * len(ref)))].item()  # noqa: E731
+        below = (ref < bpd).float().mean().item()
+        text += (f"\n\nTest images: {q(0.05):.3f} to {q(0.95):.3f} bits/dim (5th to 95th percentile), "
+                 f"median {q(0.5):.3f}. Your picture costs more bits than {below:.0%} of them"
+                 f"{': the model finds it unusual.' if below > 0.95 else '.'}")
+    base = images.to_rgb(x, net.levels)[0]
+    heat = images.heatmap(bits.numpy(), scale=SEE_SCALE, base=base, from_white=True)
+    text += f"\n\nThe heat map: each pixel's bits, from white (none) to dark red at {bits.max().item():.1f} bits."
+    return heat, text
+
+
+# ---------------------------------------------------------------- what the model sees
+
+@lru_cache(maxsize=None)
+def seeing_model(model, dataset):
+    """The trained model if its weights exist, else a fresh one: which pixels a
+    prediction can depend on is a property of the architecture."""
+    try:
+        return _load(model, dataset), True
+    except (FileNotFoundError, ValueError):
+        torch.manual_seed(0)
+        return pixelcnn.build(model, dataset).eval(), False
+
+
+def see_image(dataset):
+    """The picture looked at: the first example of the dataset, or a blank one."""
+    c, h, w, k = datasets.shape_of(dataset)
+    found = examples_of(dataset)
+    if not found:
+        return np.zeros((c, h, w), np.int64)
+    return convert.image_to_levels(convert.open_image(found[0]), c, h, w, k)
+
+
+def see(name, i, j):
+    """Which pixels the prediction at (i, j) depends on, for PixelCNN and Gated PixelCNN."""
+    _, dataset = split(name)
+    x = torch.from_numpy(see_image(dataset)).long()
+    c, h, w = x.shape
+    i, j = min(max(int(i), 0), h - 1), min(max(int(j), 0), w - 1)
+    base = images.to_rgb(x[None], datasets.shape_of(dataset)[3])[0]
+    maps, notes = [], []
+    for model in ("pixelcnn", "gated"):
+        net, trained = seeing_model(model, dataset)
+        maps.append(analysis.influence(net, x, i, j, 0 if net.config.classes else None).numpy())
+        notes.append("" if trained else " (untrained: what it can see depends on the architecture only)")
+    ref, gated = (m > 0 for m in maps)
+    blind = gated & ~ref  # before the pixel, within Gated PixelCNN's (smaller) reach, unseen by PixelCNN
+    pics = [images.heatmap(np.where(g > 0, np.maximum(np.log10(np.maximum(g, 1e-30) / g.max()) + 4, 0.05), 0),
+                           scale=SEE_SCALE, base=base, vmax=4, mark=(i, j), flag=blind if k == 0 else None)
+            for k, g in enumerate(maps)]
+    text = (f"Predicting pixel **({i}, {j})**: PixelCNN{notes[0]} looks at **{ref.sum()}** pixels, "
+            f"Gated PixelCNN{notes[1]} at **{gated.sum()}**. ")
+    if blind.any():
+        text += (f"PixelCNN's blind spot, in light blue: **{blind.sum()}** pixels above and to the right that "
+                 "come before the pixel and that Gated PixelCNN sees, but PixelCNN cannot.")
+    text += " Darker means a larger gradient (log scale); the blue square is the pixel predicted."
+    return images.grid(x[None], datasets.shape_of(dataset)[3], scale=SEE_SCALE, pad=0, mark=(i, j),
+                       mark_colour=(0, 90, 255)), *pics, text
+
+
+def see_click(name, evt: gr.SelectData):
+    x, y = evt.index
+    return see(name, y // SEE_SCALE, x // SEE_SCALE)
+
+
+def see_default(name):
+    _, dataset = split(name)
+    _, h, w, _ = datasets.shape_of(dataset)
+    return see(name, h // 2, w // 2)
 
 
 # ---------------------------------------------------------------- the page
@@ -182,13 +317,21 @@ def examples_of(dataset):
     return sorted(str(p) for p in EXAMPLES.glob(f"{dataset}_*.png"))
 
 
+def class_picker(name):
+    """The class dropdown: shown for a class-conditional model, with its dataset's classes."""
+    model, dataset = split(name) if name else ("", "mnist")
+    conditional = pixelcnn.ARCHITECTURES.get(model, (None, {}))[1].get("classes", 0) is None
+    names = datasets.class_names(dataset)
+    return dict(choices=[(c, k) for k, c in enumerate(names)], value=0, visible=conditional)
+
+
 def choose_model(name):
-    """The Complete tab's controls for this model's images: rows, sources, examples."""
+    """The controls for this model's images: rows, sources, examples, classes."""
     _, dataset = split(name)
     c, h, _, _ = datasets.shape_of(dataset)
     sources = [DRAW, IMAGE] if c == 1 else [IMAGE]
     return (gr.Slider(maximum=h, value=h // 2), gr.Radio(choices=sources, value=sources[0]),
-            gr.Gallery(value=examples_of(dataset)))
+            gr.Gallery(value=examples_of(dataset)), gr.Dropdown(**class_picker(name)))
 
 
 def show_source(source):
@@ -211,8 +354,11 @@ def build_demo():
         if not names:
             gr.Markdown("**No trained weights found** in weights/ (or `$PIXELCNN_WEIGHTS`), and no Hub repo "
                         "(`$PIXELCNN_HUB_REPO`) holding any. Train a model with `python train.py`.")
-        model = gr.Dropdown([(n.replace("/", " · "), n) for n in names], value=default, label="Model",
-                            elem_id="model", interactive=True)
+        with gr.Row():
+            model = gr.Dropdown([(display_name(n), n) for n in names], value=default, label="Model",
+                                elem_id="model", interactive=True, scale=3)
+            klass = gr.Dropdown(label="Class (draw me a…)", elem_id="class", interactive=True, scale=1,
+                                **class_picker(default))
         with gr.Tabs():
             with gr.Tab("Sample", elem_id="sample-tab"):
                 with gr.Row():
@@ -222,6 +368,9 @@ def build_demo():
                                          info="Below 1: bolder, more typical; above 1: wilder.", elem_id="temperature")
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed",
                                          info="The same seed draws the same images.", elem_id="seed")
+                        show_probs = gr.Checkbox(False, label="Show the next-pixel probabilities",
+                                                 info="What the model expected at the red square of the first image.",
+                                                 elem_id="show-probs")
                         with gr.Row():
                             start = gr.Button("Start", variant="primary", elem_id="start")
                             stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -229,6 +378,8 @@ def build_demo():
                         samples = gr.Image(label="Samples (the red square is the pixel being drawn)",
                                            type="pil", format="png", interactive=False,
                                            buttons=["download", "fullscreen"], elem_id="samples")
+                        probs = gr.Label(label="Next pixel, first image", num_top_classes=12, visible=False,
+                                         elem_id="probs")
             with gr.Tab("Complete", elem_id="complete-tab"):
                 with gr.Row():
                     with gr.Column(scale=2, min_width=300):
@@ -260,20 +411,45 @@ def build_demo():
                         with gr.Row():
                             go = gr.Button("Complete", variant="primary", elem_id="complete")
                             stop2 = gr.Button("Stop", variant="stop", elem_id="stop-complete")
+                            rate = gr.Button("How likely is it?", elem_id="score")
                     with gr.Column(scale=3):
                         completions = gr.Image(label="Completions (the kept part is tinted blue)",
                                                type="pil", format="png", interactive=False,
                                                buttons=["download", "fullscreen"], elem_id="completions")
+                        with gr.Row():
+                            surprise = gr.Image(label="Bits per pixel of the whole picture", type="pil", format="png",
+                                                interactive=False, buttons=["download"], height=300,
+                                                elem_id="surprise")
+                            likelihood = gr.Markdown(elem_id="likelihood")
+            with gr.Tab("What the model sees", elem_id="see-tab") as see_tab:
+                gr.Markdown("Click a pixel of the picture: the maps show which pixels the model's prediction "
+                            "for it depends on (non-zero gradient), for the original PixelCNN and for Gated "
+                            "PixelCNN side by side.")
+                with gr.Row():
+                    seen_image = gr.Image(label="Click a pixel", type="pil", format="png", interactive=False,
+                                          buttons=[], elem_id="see-image")
+                    seen_ref = gr.Image(label="PixelCNN", type="pil", format="png", interactive=False,
+                                        buttons=[], elem_id="see-pixelcnn")
+                    seen_gated = gr.Image(label="Gated PixelCNN", type="pil", format="png", interactive=False,
+                                          buttons=[], elem_id="see-gated")
+                seen_text = gr.Markdown(elem_id="see-text")
 
         # sampling is CPU-bound: both endpoints share two workers, the rest wait in the queue
         busy = dict(concurrency_limit=2, concurrency_id="sampler")
-        run = start.click(sample, [model, n, temp, seed], samples, api_name="sample", **busy)
+        run = start.click(sample, [model, n, temp, seed, klass, show_probs], [samples, probs], api_name="sample",
+                          **busy)
         stop.click(None, None, None, cancels=[run], **private)
-        done = go.click(complete, [model, source, drawing, image, keep_rows, keep_drawn, temp2, seed2],
+        done = go.click(complete, [model, source, drawing, image, keep_rows, keep_drawn, temp2, seed2, klass],
                         completions, api_name="complete", preprocess=False, **busy)
         stop2.click(None, None, None, cancels=[done], **private)
+        rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score",
+                   preprocess=False, **busy)
+        show_probs.change(lambda on: gr.Label(visible=on), show_probs, probs, **private)
+        looks = [seen_image, seen_ref, seen_gated, seen_text]
+        see_tab.select(see_default, model, looks, **private)
+        seen_image.select(see_click, model, looks, **private)
 
-        model.change(choose_model, model, [keep_rows, source, gallery], **private)
+        model.change(choose_model, model, [keep_rows, source, gallery, klass], **private)
         source.change(show_source, source, [draw_box, image_box], **private)
         keep_drawn.change(lambda on: gr.Slider(interactive=not on), keep_drawn, keep_rows, **private)
         gallery.select(pick_example, model, [image, source], **private)

@@ -14,7 +14,8 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "pixe
 
 TINY = ["--set", "filters=8", "layers=1", "--max-steps", "10", "--epochs", "1", "--batch-size", "32",
         "--train-limit", "320", "--test-limit", "64", "--threads", "1", "--samples", "0", "--device", "cpu"]
-PAIRS = [("pixelcnn", "mnist"), ("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes"), ("pixelrcnn", "color_mnist")]
+PAIRS = [("pixelcnn", "mnist"), ("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes"), ("pixelrcnn", "color_mnist"),
+         ("gated", "mnist"), ("gated_cond", "mnist")]
 
 
 def has_mnist():

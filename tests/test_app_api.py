@@ -1,5 +1,5 @@
-"""The app's two endpoints, /sample and /complete, through gradio_client against the app
-served in this process, with tiny weights."""
+"""The app's endpoints, /sample, /complete and /score, through gradio_client against the app
+served in this process, with tiny weights; and its "What the model sees" maps."""
 import math
 import time
 
@@ -67,10 +67,16 @@ def complete(client, model="pixelcnn/mnist", source="Draw", draw=None, image=Non
 
 # ---------------------------------------------------------------- /sample
 
+def sample(client, *args):
+    """The finished grid of /sample (its first output; the second is the next-pixel probabilities)."""
+    return client.predict(*args, api_name="/sample")[0]
+
+
 def test_sample_streams_the_grid_as_it_fills_then_the_finished_grid(client):
     job = client.submit("pixelcnn/mnist", 4, 1.0, 7, api_name="/sample")
     arrivals = []
-    for frame in job:
+    for frame, probs in job:
+        assert not probs  # not asked for
         arrivals.append((time.monotonic(), frame))
     assert len(arrivals) >= 10, "the grid should arrive in many steps, not at once"
     assert arrivals[-1][0] - arrivals[0][0] > 1.0  # paced: a person can watch it fill
@@ -79,13 +85,13 @@ def test_sample_streams_the_grid_as_it_fills_then_the_finished_grid(client):
     assert not is_ink(first[:, -1]).any()  # the bottom rows are still blank at first
     # the last picture is the finished grid: only black and white, no red marker
     assert set(map(tuple, last.reshape(-1, 3))) <= {(0, 0, 0), (255, 255, 255)}
-    assert Image.open(job.outputs()[-1]).size == Image.open(arrivals[-1][1]).size == (472, 472)  # 2x2 of 28, 8x
-    assert open(job.outputs()[-1], "rb").read(8) == b"\x89PNG\r\n\x1a\n"  # what the download button saves
+    assert Image.open(job.outputs()[-1][0]).size == Image.open(arrivals[-1][1]).size == (472, 472)  # 2x2 of 28, 8x
+    assert open(job.outputs()[-1][0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"  # what the download button saves
 
 
 def test_sample_is_reproducible_from_its_seed_and_changes_with_temperature(client, unpaced):
     def final(seed, temperature=1.0):
-        return np.asarray(Image.open(client.predict("pixelcnn/shapes", 2, temperature, seed, api_name="/sample")))
+        return np.asarray(Image.open(sample(client, "pixelcnn/shapes", 2, temperature, seed)))
     a = final(3)
     assert np.array_equal(a, final(3))
     assert not np.array_equal(a, final(4))
@@ -93,7 +99,7 @@ def test_sample_is_reproducible_from_its_seed_and_changes_with_temperature(clien
 
 
 def test_sample_grid_sizes(client, unpaced):
-    img = Image.open(client.predict("pixelrcnn/color_shapes", 1, 0.8, 0, api_name="/sample"))
+    img = Image.open(sample(client, "pixelrcnn/color_shapes", 1, 0.8, 0))
     assert img.size == (21 * 22, 21 * 22) and img.mode == "RGB"  # one 20x20 image, 22x, with its border
 
 
@@ -196,11 +202,14 @@ def test_bad_input_is_a_message_not_a_crash(client, tmp_path, unpaced):
         ("/sample", ("pixelcnn/mnist", 4, 1.0, -1), "less than minimum value 0"),
         ("/sample", ("pixelcnn/mnist", 4, 0.0, 0), "less than minimum value 0.1"),
         ("/sample", (None, 4, 1.0, 0), "Pick a model"),
+        ("/sample", ("gated_cond/mnist", 4, 1.0, 0, 10), "not in the list of choices"),  # Gradio's check
+        ("/score", ("pixelcnn/mnist", "Draw", empty, None), "canvas is empty"),
+        ("/score", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "notes.png"))), "not an image"),
     ]
     for api_name, args, message in cases:
         assert message in error_of(client, api_name, *args), (api_name, args)
     # and the server still answers
-    assert Image.open(client.predict("pixelcnn/shapes", 1, 1.0, 0, api_name="/sample")).size == (462, 462)
+    assert Image.open(sample(client, "pixelcnn/shapes", 1, 1.0, 0)).size == (462, 462)
 
 
 def test_weights_gone_since_start_are_a_clear_message(client, tmp_path, monkeypatch):
@@ -224,4 +233,76 @@ def test_everything_kept_returns_the_picture_itself(client, tmp_path, unpaced):
 
 
 def test_the_endpoints_are_named(client):
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/sample", "/complete"}
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == \
+        {"/sample", "/complete", "/score"}
+
+
+# ---------------------------------------------------------------- beyond the reference
+
+@pytest.mark.parametrize("model,expected", [("pixelcnn/mnist", {"ink", "paper"}),
+                                            ("pixelrcnn/color_shapes", {f"{c} = {k}" for c in "RGB" for k in range(4)})])
+def test_sample_can_show_the_next_pixel_probabilities(client, unpaced, model, expected):
+    _, probs = client.predict(model, 2, 1.0, 3, 0, True, api_name="/sample")
+    got = {c["label"]: c["confidence"] for c in probs["confidences"]}
+    assert set(got) == expected
+    channels = 1 if len(expected) == 2 else 3
+    assert sum(got.values()) == pytest.approx(channels)  # a distribution for each channel
+    assert all(0 <= p <= 1 for p in got.values())
+
+
+def test_a_conditional_model_draws_the_class_asked_for(client, unpaced):
+    """Different classes, same seed: different images (the tiny model knows little else)."""
+    a, b = (np.asarray(Image.open(sample(client, "gated_cond/mnist", 2, 1.0, 5, k))) for k in (3, 7))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert np.array_equal(a, np.asarray(Image.open(sample(client, "gated_cond/mnist", 2, 1.0, 5, 3))))
+
+
+def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path):
+    import app
+    import pixelcnn
+    from pixelcnn import analysis
+
+    heat, text = client.predict("pixelcnn/mnist", "Draw", drawing(tmp_path / "seven.png"), None, api_name="/score")
+    net = pixelcnn.load("pixelcnn", "mnist")
+    x = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=True)
+    bpd = analysis.bits_per_dim(net, __import__("torch").from_numpy(x).long()[None]).item()
+    assert f"**{bpd:.3f} bits/dim**" in text
+    assert "Test images:" in text and "percentile" in text  # the shared MNIST test set is readable
+    img = np.asarray(Image.open(heat).convert("RGB")).astype(int)
+    assert img.shape == (28 * app.SEE_SCALE, 28 * app.SEE_SCALE, 3)
+    assert (img[..., 2] < 200).any()  # some pixel is warm: yellow to red
+
+
+def test_what_the_model_sees_shows_the_blind_spot(monkeypatch):
+    """In-process, with the default architectures untrained (the tiny test weights are too
+    shallow to have a blind spot within Gated PixelCNN's reach): the maps' counts are those
+    of analysis.influence, and PixelCNN's blind spot (light blue) lies above and to the
+    right of the pixel."""
+    import app
+    import pixelcnn
+    from pixelcnn import analysis
+
+    def no_weights(model, dataset):
+        raise FileNotFoundError("none")
+
+    monkeypatch.setattr(app, "_load", no_weights)
+    app.seeing_model.cache_clear()
+    i, j = 14, 10
+    try:
+        source, ref, gated, text = app.see("pixelcnn/mnist", i, j)
+    finally:
+        app.seeing_model.cache_clear()
+    assert text.count("untrained") == 2
+    x = __import__("torch").from_numpy(app.see_image("mnist")).long()
+    counts = [analysis.influence(pixelcnn.build(m, "mnist").eval(), x, i, j) > 0 for m in ("pixelcnn", "gated")]
+    assert f"looks at **{counts[0].sum()}** pixels" in text and f"at **{counts[1].sum()}**" in text
+    blind = counts[1] & ~counts[0]
+    assert blind.any() and f"**{blind.sum()}** pixels" in text
+    s = app.SEE_SCALE
+    pic = np.asarray(ref.convert("RGB")).astype(int)
+    centres = pic[s // 2::s, s // 2::s]  # one colour per image pixel
+    light_blue = (centres == (150, 200, 255)).all(axis=-1)
+    assert np.array_equal(light_blue, blind.numpy())
+    rows, cols = np.nonzero(light_blue)
+    assert (rows < i).all() and (cols > j).all()
+    assert source.size == ref.size == gated.size == (28 * s, 28 * s)

@@ -89,7 +89,7 @@ def picture(page, url):
 
 
 def test_sample_fills_in_while_you_watch(page):
-    choose_model(page, "pixelcnn · shapes")
+    choose_model(page, "PixelCNN · Shapes")
     page.locator("#start").click()
     seen = watch(page, "samples", lambda seen: len(seen) >= 4)
     shot(page, "sample_forming.png")
@@ -147,7 +147,7 @@ def test_draw_the_top_of_a_digit_and_complete_it(page):
 
 
 def test_complete_a_colour_example(page):
-    choose_model(page, "pixelrcnn · color_shapes")
+    choose_model(page, "PixelRCNN · Colour shapes")
     page.get_by_role("tab", name="Complete").click()
     radio = page.locator("#source")
     sync_api.expect(radio.get_by_label("Draw")).to_have_count(0)  # colour models complete images only
@@ -157,3 +157,60 @@ def test_complete_a_colour_example(page):
     final = wait_finished(page, "completions")
     shot(page, "complete_colour.png")
     assert picture(page, final).shape[:2] == (22 * 8, (4 * 21 + 1) * 8)  # 4 images of 20x20, 8x
+
+
+# ---------------------------------------------------------------- beyond the reference
+
+def test_the_next_pixel_probabilities_show_while_sampling(page):
+    sync_api.expect(page.locator("#probs")).to_be_hidden()
+    page.locator("#show-probs input").check()
+    page.locator("#start").click()
+    watch(page, "samples", lambda seen: len(seen) >= 3)
+    probs = page.locator("#probs")
+    sync_api.expect(probs).to_contain_text("ink")
+    sync_api.expect(probs).to_contain_text("paper")
+    shot(page, "sample_probs.png")
+    wait_finished(page, "samples")
+
+
+def test_ask_a_conditional_model_for_a_class(page):
+    sync_api.expect(page.locator("#class")).to_be_hidden()  # PixelCNN is not conditional
+    choose_model(page, "Gated PixelCNN, class-conditional · MNIST")
+    picker = page.locator("#class")
+    sync_api.expect(picker).to_be_visible()
+    picker.get_by_role("combobox").click()
+    page.get_by_role("option", name="3", exact=True).click()
+    page.locator("#start").click()
+    final = wait_finished(page, "samples")
+    shot(page, "sample_class.png")
+    assert picture(page, final).shape == (468, 468, 3)  # 4x4 images of 28x28 and their borders, 4x
+
+
+def test_what_the_model_sees_follows_a_click(page):
+    page.get_by_role("tab", name="What the model sees").click()
+    text = page.locator("#see-text")
+    sync_api.expect(text).to_contain_text("Predicting pixel (14, 14)")
+    before = src(page, "see-pixelcnn")
+    box = page.locator("#see-image img").bounding_box()
+    # the pixel in row 20, column 5 of the 28x28 picture, shown at box width
+    page.mouse.click(box["x"] + box["width"] * 5.5 / 28, box["y"] + box["height"] * 20.5 / 28)
+    sync_api.expect(text).to_contain_text("Predicting pixel (20, 5)")
+    assert src(page, "see-pixelcnn") != before
+    shot(page, "see.png")
+
+
+def test_how_likely_is_a_drawing(page):
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#sketch button[aria-label=Brush]").click()
+    box = page.locator("#sketch .pixi-target canvas").first.bounding_box()
+    x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x0 - 60, y0 - 70)  # a 1: one stroke down the middle
+    page.mouse.down()
+    page.mouse.move(x0, y0 + 80, steps=6)
+    page.mouse.up()
+    page.locator("#score").click()
+    sync_api.expect(page.locator("#likelihood")).to_contain_text("bits/dim", timeout=30_000)
+    sync_api.expect(page.locator("#likelihood")).to_contain_text("Test images")
+    final = wait_finished(page, "surprise")
+    shot(page, "score.png")
+    assert picture(page, final).shape == (280, 280, 3)
