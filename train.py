@@ -195,6 +195,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         checkpoint()
         sys.exit(f"\ninterrupted at step {step}: checkpoint written to {ckpt_path}; continue with --resume")
+    if history and not (out / f"{name}.safetensors").exists():  # resumed a run that had finished elsewhere
+        write_weights(net, out, name, args, history)
     plot_curve(history, steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
     if args.samples:
         best_net = pixelcnn.load(args.model, args.dataset, out)  # the cached sampler runs on the CPU

@@ -84,6 +84,26 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path, capsys):
     assert [s for s, _ in json.loads(after["steps"])] == list(range(1, 9))
 
 
+def test_resuming_a_finished_run_into_an_empty_folder_writes_its_weights(trained, tmp_path):
+    out, ck = copy_run(trained, tmp_path)
+    fresh = tmp_path / "fresh"
+    run_train([*SHAPES, "--max-steps", "5", "--resume"], fresh, ck)  # nothing left to train
+    assert (fresh / f"{NAME}.safetensors").exists() and (fresh / f"{NAME}_samples.png").exists()
+    facts = json.loads((fresh / f"{NAME}.json").read_text())
+    assert facts["step"] == 5
+    assert facts["test_nats_per_dim"] == json.loads((out / f"{NAME}.json").read_text())["test_nats_per_dim"]
+
+
+def test_a_conditional_model_trains_on_its_labels(tmp_path):
+    run_train(["--model", "gated_cond", *SHAPES[2:], "--max-steps", "3"], tmp_path / "w", tmp_path / "ck")
+    net = pixelcnn.load("gated_cond", "shapes", weights_dir=tmp_path / "w")
+    assert net.config.classes == 5
+    test, labels = datasets.load("shapes", "test")
+    with pytest.raises(ValueError, match="give the labels"):
+        from pixelcnn.evaluate import nll
+        nll(net, test[:8])
+
+
 def test_resume_without_a_checkpoint_or_with_another_config_stops(trained, tmp_path):
     with pytest.raises(SystemExit, match="no checkpoint"):
         run_train([*SHAPES, "--max-steps", "8", "--resume"], tmp_path / "w0", tmp_path / "empty")
