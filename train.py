@@ -5,6 +5,14 @@
 Checkpoints are written atomically every few hundred steps, at each epoch's end and on
 Ctrl-C; --resume continues from the last one. The weights in --out are replaced only by
 finite weights with a better test NLL.
+
+Past one process, with DistributedDataParallel (NCCL on GPUs, gloo on CPUs):
+
+    torchrun --standalone --nproc_per_node 2 train.py --model gated --dataset mnist ...
+
+--batch-size stays the images per step, split across the processes; each process reads
+its own shard of every epoch's order (DistributedSampler), so a step sees the same images
+as in one process. Only rank 0 evaluates and writes weights, checkpoints, logs and pictures.
 """
 import argparse
 import json
@@ -16,7 +24,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 import pixelcnn
@@ -97,10 +108,37 @@ def plot_curve(history, steps, path, title):
     plt.close(fig)
 
 
+def distributed(device):
+    """(rank, processes, device): under torchrun (WORLD_SIZE > 1) join the process group,
+    NCCL with one GPU per process or gloo on CPUs; else (0, 1, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device(device)
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
 def main(argv=None):
     args = parse_args(argv)
     args.command = "python train.py " + " ".join(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
+    rank, world, device = distributed(args.device)
+    try:
+        run(args, rank, world, device)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def run(args, rank, world, device):
+    lead = rank == 0  # only rank 0 evaluates and writes
+    say = print if lead else (lambda *a, **k: None)
+    if args.batch_size % world:
+        sys.exit(f"error: --batch-size {args.batch_size} does not split evenly across {world} processes")
     if args.download:
         datasets.download_mnist(args.data_dir)
     try:
@@ -112,14 +150,15 @@ def main(argv=None):
     test_x, test_y = test_x[:args.test_limit], test_y[:args.test_limit]
 
     torch.manual_seed(args.seed)
-    device = torch.device(args.device)
     # channels-last convolutions are ~15% faster on this CPU (oneDNN)
     net = pixelcnn.build(args.model, args.dataset, **overrides(args.set)).to(device, memory_format=torch.channels_last)
+    model = net if world == 1 else DistributedDataParallel(net, device_ids=[device.index] if device.index is not None else None)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     name = f"{args.model}_{args.dataset}"
     out, ckdir = Path(args.out), Path(args.checkpoint_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckdir.mkdir(parents=True, exist_ok=True)
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
+        ckdir.mkdir(parents=True, exist_ok=True)
     ckpt_path = ckdir / f"{name}.pt"
     step, epoch, offset, history, steps, best = 0, 0, 0, [], [], math.inf
     if args.resume:
@@ -132,48 +171,58 @@ def main(argv=None):
         opt.load_state_dict(ck["opt"])
         step, epoch, offset, best = ck["step"], ck["epoch"], ck["offset"], ck["best"]
         history, steps = json.loads(ck["history"]), json.loads(ck["steps"])
-        print(f"resumed from {ckpt_path}: epoch {epoch}, step {step}")
+        say(f"resumed from {ckpt_path}: epoch {epoch}, step {step}")
 
     per_epoch = len(train_x) // args.batch_size
     if per_epoch == 0:
         sys.exit(f"error: --batch-size {args.batch_size} is more than the {len(train_x)} training images")
+    local = args.batch_size // world  # images per step in this process
+    shard = DistributedSampler(range(len(train_x)), num_replicas=world, rank=rank, shuffle=True,
+                               seed=args.seed, drop_last=True)
     total = args.epochs * per_epoch if args.max_steps is None else min(args.max_steps, args.epochs * per_epoch)
     dims = math.prod(net.image_shape)
 
     def checkpoint():
-        save_atomic({"config": net.config.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
-                     "step": step, "epoch": epoch, "offset": offset, "best": best,
-                     "history": json.dumps(history), "steps": json.dumps(steps)}, ckpt_path)
+        if lead:
+            save_atomic({"config": net.config.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
+                         "step": step, "epoch": epoch, "offset": offset, "best": best,
+                         "history": json.dumps(history), "steps": json.dumps(steps)}, ckpt_path)
 
-    print(f"{args.model} on {args.dataset}: {sum(p.numel() for p in net.parameters()):,} parameters, "
+    say(f"{args.model} on {args.dataset}: {sum(p.numel() for p in net.parameters()):,} parameters, "
           f"{len(train_x):,} train / {len(test_x):,} test images, {total:,} steps, "
-          f"{'bf16 autocast' if args.bf16 else 'fp32'} on {device} with {args.threads} threads")
+          f"{'bf16 autocast' if args.bf16 else 'fp32'} on {device} with {args.threads} threads"
+          + (f", {world} processes" if world > 1 else ""))
     net.train()
     t_start, seen = time.time(), 0
     try:
         while epoch < args.epochs and step < total:
-            perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(args.seed + epoch))
+            shard.set_epoch(epoch)  # every epoch's order is randperm(seed + epoch), dealt to the processes
+            perm = torch.tensor(list(shard))
             bar = tqdm(range(offset, per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step",
-                       dynamic_ncols=True, mininterval=1.0, file=sys.stdout)
+                       dynamic_ncols=True, mininterval=1.0, file=sys.stdout, disable=not lead)
             t_epoch, first = time.time(), offset
             for b in bar:
-                idx = perm[b * args.batch_size:(b + 1) * args.batch_size]
+                idx = perm[b * local:(b + 1) * local]
                 x = train_x[idx].to(device).long()
                 label = train_y[idx].to(device) if net.config.classes else None
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total, args.lr, args.warmup)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                    logits = net(x, label)
+                    logits = model(x, label)
                 loss = F.cross_entropy(logits.float(), x)
-                if not torch.isfinite(loss):
-                    sys.exit(f"error: loss became {loss.item()} at step {step}; stopping. The last good "
+                mean = loss.detach().clone()
+                if world > 1:  # the loss over every process's images, the same in all of them
+                    dist.all_reduce(mean)
+                    mean /= world
+                if not torch.isfinite(mean):
+                    sys.exit(f"error: loss became {mean.item()} at step {step}; stopping. The last good "
                              f"checkpoint and weights are untouched. Try a lower --lr or --no-bf16.")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                step, offset, seen = step + 1, b + 1, seen + len(x)
-                steps.append((step, loss.item()))
-                bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{seen / (time.time() - t_start):.0f}",
+                step, offset, seen = step + 1, b + 1, seen + len(x) * world
+                steps.append((step, mean.item()))
+                bar.set_postfix(loss=f"{mean.item():.4f}", img_s=f"{seen / (time.time() - t_start):.0f}",
                                 refresh=False)
                 if step % args.checkpoint_every == 0:
                     checkpoint()
@@ -182,19 +231,24 @@ def main(argv=None):
             bar.close()
             if offset == per_epoch:
                 epoch, offset = epoch + 1, 0
-            nll = evaluate(net, test_x, test_y)
             rate = (b + 1 - first) * args.batch_size / (time.time() - t_epoch)
-            history.append({"epoch": round(epoch + offset / per_epoch, 3), "step": step, "test_nats_per_dim": nll,
-                            "test_nats_per_image": nll * dims, "images_per_s": rate})
-            print(f"epoch {history[-1]['epoch']}: test NLL {nll:.4f} nats/dim, {nll * dims:.2f} nats/image, "
-                  f"{nll / math.log(2):.4f} bits/dim, {rate:.0f} images/s")
-            if nll < best:
-                best = nll
-                write_weights(net, out, name, args, history)
-            checkpoint()
+            if lead:
+                nll = evaluate(net, test_x, test_y)
+                history.append({"epoch": round(epoch + offset / per_epoch, 3), "step": step,
+                                "test_nats_per_dim": nll, "test_nats_per_image": nll * dims, "images_per_s": rate})
+                say(f"epoch {history[-1]['epoch']}: test NLL {nll:.4f} nats/dim, {nll * dims:.2f} nats/image, "
+                    f"{nll / math.log(2):.4f} bits/dim, {rate:.0f} images/s")
+                if nll < best:
+                    best = nll
+                    write_weights(net, out, name, args, history)
+                checkpoint()
+            if world > 1:
+                dist.barrier()  # the others wait for rank 0's evaluation
     except KeyboardInterrupt:
         checkpoint()
         sys.exit(f"\ninterrupted at step {step}: checkpoint written to {ckpt_path}; continue with --resume")
+    if not lead:
+        return
     if history and not (out / f"{name}.safetensors").exists():  # resumed a run that had finished elsewhere
         write_weights(net, out, name, args, history)
     plot_curve(history, steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")

@@ -14,7 +14,8 @@ import torch
 
 import pixelcnn
 
-PAIRS = (("pixelcnn", "mnist"), ("pixelrcnn", "color_mnist"))
+PAIRS = (("pixelcnn", "mnist"), ("pixelrcnn", "color_mnist"), ("pixelrcnn_ar", "color_mnist"),
+         ("gated", "mnist"), ("gated", "color_mnist"))
 
 
 def best_of(f, repeat):
@@ -46,6 +47,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="time the reference loops on 2 rows and scale up")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--repeat", type=int, default=3, help="best of this many runs for the fast measurements")
+    p.add_argument("--pairs", nargs="*", default=[f"{m}/{d}" for m, d in PAIRS], metavar="MODEL/DATASET",
+                   help="which models to time (default: %(default)s)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads; times are the best of {args.repeat} "
@@ -54,7 +57,7 @@ def main(argv=None):
            f"{'ref/cached':>12}{'cached/fwd':>12}{'stream':>9}{'identical':>11}"
     print(head)
     print("-" * len(head))
-    for model, dataset in PAIRS:
+    for model, dataset in (pair.split("/") for pair in args.pairs):
         net = pixelcnn.build(model, dataset).eval()
         for n in (1, 16):
             x = torch.zeros((n,) + net.image_shape, dtype=torch.long)

@@ -173,3 +173,28 @@ def test_evaluate_recomputes_the_test_nll_of_shipped_weights(trained, capsys):
     test, _ = datasets.load("shapes", "test")
     # train.py evaluated its first 64 test images (--test-limit 64) before the fp16 rounding
     assert evaluate.nll(net, test[:64]) == pytest.approx(facts["test_nats_per_dim"], rel=1e-2)
+
+
+def test_two_cpu_processes_with_gloo_train_like_one(tmp_path):
+    """torchrun, 2 processes, DistributedDataParallel over gloo: each reads its half of every
+    batch; the result matches one process on the same batches within noise (BatchNorm sees
+    half batches), only rank 0 speaks and writes, and the weights load."""
+    args = [*SHAPES, "--train-limit", "512", "--test-limit", "128", "--max-steps", "8", "--samples", "2"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "train.py", *args, "--out", str(tmp_path / "w2"), "--checkpoint-dir", str(tmp_path / "c2")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert two.stdout.count("2 processes") == 1 and two.stdout.count("test NLL") == 1  # rank 0 only
+    run_train(args, tmp_path / "w1", tmp_path / "c1")
+    facts = [json.loads((tmp_path / w / f"{NAME}.json").read_text()) for w in ("w2", "w1")]
+    assert facts[0]["step"] == facts[1]["step"] == 8
+    assert facts[0]["test_nats_per_dim"] == pytest.approx(facts[1]["test_nats_per_dim"], rel=0.01)
+    net = pixelcnn.load("pixelcnn", "shapes", weights_dir=tmp_path / "w2")
+    assert net.sample(1, seed=0).shape == (1, 1, 20, 20)
+    assert torch.load(tmp_path / "c2" / f"{NAME}.pt", weights_only=True)["step"] == 8
+
+
+def test_a_batch_that_does_not_split_across_the_processes_stops(tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "distributed", lambda device: (0, 3, torch.device("cpu")))
+    with pytest.raises(SystemExit, match="does not split evenly across 3 processes"):
+        run_train([*SHAPES, "--max-steps", "1"], tmp_path / "w", tmp_path / "ck")
