@@ -58,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on only the first N test images")
     p.add_argument("--samples", type=int, default=16, help="images in the sample grid (0: none)")
+    p.add_argument("--push-to-hub", metavar="REPO", default=None,
+                   help="upload the weights, facts, samples and a model card to this Hugging Face Hub repo")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override the model config, e.g. --set filters=32 layers=3 split=false")
     return p.parse_args(argv)
@@ -258,6 +260,9 @@ def run(args, rank, world, device):
         x = best_net.sample(args.samples, seed=0, label=label)
         images.grid(x, best_net.levels, scale=4).save(out / f"{name}_samples.png")
     print(f"wrote {out / name}.safetensors (.json, _samples.png, _curve.png)")
+    if args.push_to_hub:
+        weights.push(args.model, args.dataset, args.push_to_hub, out)
+        print(f"pushed to https://huggingface.co/{args.push_to_hub}")
 
 
 def write_weights(net, out, name, args, history):

@@ -93,3 +93,44 @@ def load_into(net, state, path):
                          f"unexpected {sorted(extra)[:3]}, wrong shape {bad[:3]}")
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return net
+
+
+def push(model, dataset, repo, weights_dir=None, api=None):
+    """Upload the pair's weights, facts (.json) and sample grid, with a model card
+    (README.md) for every pair in weights_dir, to the Hub repo in one commit; the app
+    then loads them with PIXELCNN_HUB_REPO=repo. api: a huggingface_hub.HfApi (default:
+    a new one, with the token of `huggingface-cli login` or $HF_TOKEN)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    path = weights_path(model, dataset, weights_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"no weights to push at {path}: train them first")
+    read(path)  # a valid weights file, or a ValueError before anything is uploaded
+    stem = path.with_suffix("")
+    files = [p for p in (path, stem.with_suffix(".json"), Path(f"{stem}_samples.png")) if p.exists()]
+    ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in files]
+    ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(path.parent).encode()))
+    api = api or HfApi()
+    api.create_repo(repo, exist_ok=True)
+    return api.create_commit(repo, ops, commit_message=f"{model} on {dataset}")
+
+
+def model_card(folder):
+    """A Hub model card for the weights in `folder`: one row per pair, from its facts file."""
+    rows = []
+    for facts_path in sorted(Path(folder).glob("*.json")):
+        f = json.loads(facts_path.read_text())
+        if not {"model", "dataset", "test_nats_per_image"} <= f.keys():
+            continue
+        name = f"{f['model']}_{f['dataset']}"
+        bound = f" (entropy bound {f['entropy_bound_nats_per_image']:.2f})" if "entropy_bound_nats_per_image" in f else ""
+        rows.append(f"| {f['model']} | {f['dataset']} | {f['test_nats_per_image']:.2f}{bound} | "
+                    f"{f['test_bits_per_dim']:.4f} | {f['epoch']:g} | `{f['command']}` | ![]({name}_samples.png) |")
+    return "\n".join([
+        "---", "library_name: pytorch", "tags:", "- pixelcnn", "- autoregressive", "- image-generation", "---", "",
+        "# PixelCNN Studio weights", "",
+        "Trained with `train.py` of PixelCNN Studio: safetensors (fp16), the model config in each file's "
+        "metadata. Load one with `pixelcnn.load(model, dataset)` and `PIXELCNN_HUB_REPO` set to this repo, "
+        "or run the app with it: `PIXELCNN_HUB_REPO=<this repo> python app.py`.", "",
+        "| model | dataset | test NLL (nats/image) | bits/dim | epochs | command | samples |",
+        "| --- | --- | --- | --- | --- | --- | --- |", *rows, ""])

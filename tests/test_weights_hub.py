@@ -88,3 +88,57 @@ def test_without_a_hub_repo_available_lists_only_the_disk(tmp_path, monkeypatch)
     monkeypatch.delenv("PIXELCNN_HUB_REPO", raising=False)
     weights.save(make_tiny("pixelrcnn", "color_shapes"), weights.weights_path("pixelrcnn", "color_shapes", tmp_path))
     assert pixelcnn.available(tmp_path) == [("pixelrcnn", "color_shapes")]
+
+
+class FakeHub:
+    """Stands in for huggingface_hub.HfApi, never the network: a commit writes its files
+    into a local folder, as the repo would hold them."""
+
+    def __init__(self, folder):
+        self.folder, self.commits = folder, []
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def create_repo(self, repo, exist_ok=False):
+        assert exist_ok
+
+    def create_commit(self, repo, operations, commit_message):
+        for op in operations:
+            with op.as_file() as f:
+                (self.folder / op.path_in_repo).write_bytes(f.read())
+        self.commits.append((repo, commit_message, sorted(op.path_in_repo for op in operations)))
+
+
+def test_train_push_to_hub_uploads_what_the_app_then_loads(tmp_path, monkeypatch):
+    import huggingface_hub
+    import train
+
+    hub = FakeHub(tmp_path / "repo")
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda: hub)
+    train.main(["--model", "gated", "--dataset", "shapes", "--set", "filters=8", "layers=1", "kernel=3",
+                "--max-steps", "3", "--train-limit", "128", "--test-limit", "32", "--batch-size", "32",
+                "--samples", "2", "--threads", "1", "--out", str(tmp_path / "w"),
+                "--checkpoint-dir", str(tmp_path / "ck"), "--push-to-hub", REPO_ID])
+    names = ["README.md", "gated_shapes.json", "gated_shapes.safetensors", "gated_shapes_samples.png"]
+    assert hub.commits == [(REPO_ID, "gated on shapes", names)]
+    card = (tmp_path / "repo" / "README.md").read_text()
+    assert "| gated | shapes |" in card and "![](gated_shapes_samples.png)" in card and "--push-to-hub" in card
+    # The app's Hub fallback, offline, finds and loads exactly what was pushed.
+    fill_cache(tmp_path / "cache", {n: (tmp_path / "repo" / n).read_bytes() for n in names})
+    out = run("""
+import json, pixelcnn
+net = pixelcnn.load("gated", "shapes")
+print(json.dumps({"available": pixelcnn.available(), "config": net.config.to_dict()}))
+""", tmp_path, PIXELCNN_HUB_REPO=REPO_ID)
+    assert out["available"] == [["gated", "shapes"]]
+    assert out["config"] == pixelcnn.load("gated", "shapes", tmp_path / "w").config.to_dict()
+
+
+def test_pushing_missing_or_corrupt_weights_uploads_nothing(tmp_path):
+    hub = FakeHub(tmp_path / "repo")
+    import pytest
+    with pytest.raises(FileNotFoundError, match="train them first"):
+        weights.push("gated", "shapes", REPO_ID, tmp_path, api=hub)
+    (tmp_path / "gated_shapes.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        weights.push("gated", "shapes", REPO_ID, tmp_path, api=hub)
+    assert hub.commits == [] and not list((tmp_path / "repo").iterdir())
