@@ -83,7 +83,11 @@ def lr_at(step, total, peak, warmup):
 
 def save_atomic(obj, path):
     tmp = Path(str(path) + ".part")
-    torch.save(obj, tmp)
+    try:
+        torch.save(obj, tmp)
+    except BaseException:  # a full disk, an interrupt: leave the old file and no half-written one
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -249,6 +253,8 @@ def run(args, rank, world, device):
     except KeyboardInterrupt:
         checkpoint()
         sys.exit(f"\ninterrupted at step {step}: checkpoint written to {ckpt_path}; continue with --resume")
+    except OSError as e:  # a full disk, a folder gone: what was written before is intact
+        sys.exit(f"error: could not write ({e}); the last checkpoint and weights written are intact")
     if not lead:
         return
     if history and not (out / f"{name}.safetensors").exists():  # resumed a run that had finished elsewhere

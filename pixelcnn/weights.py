@@ -66,7 +66,11 @@ def save(net, path, dtype=torch.float16):
              for k, v in net.state_dict().items()}
     meta = {"format": FORMAT, "config": json.dumps(net.config.to_dict())}
     tmp = path.with_suffix(path.suffix + ".part")
-    save_file(state, str(tmp), metadata=meta)
+    try:
+        save_file(state, str(tmp), metadata=meta)
+    except BaseException:  # a full disk, an interrupt: keep the old file, drop the half-written one
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 

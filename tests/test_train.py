@@ -122,6 +122,58 @@ def test_a_diverging_run_stops_and_keeps_the_good_weights(trained, tmp_path):
     assert {p.name: p.read_bytes() for p in [*out.iterdir(), *ck.iterdir()]} == kept
 
 
+def files(*folders):
+    return {p.name: p.read_bytes() for folder in folders for p in folder.iterdir()}
+
+
+def test_an_interrupt_writes_a_checkpoint_keeps_the_weights_and_resumes(trained, tmp_path, monkeypatch):
+    out, ck = copy_run(trained, tmp_path)
+    weights_before = (out / f"{NAME}.safetensors").read_bytes()
+    real = train.lr_at
+
+    def interrupt_at_step_7(step, *args):
+        if step == 7:
+            raise KeyboardInterrupt
+        return real(step, *args)
+
+    monkeypatch.setattr(train, "lr_at", interrupt_at_step_7)
+    with pytest.raises(SystemExit, match="interrupted at step 7: checkpoint written"):
+        run_train([*SHAPES, "--max-steps", "8", "--resume"], out, ck)
+    assert (out / f"{NAME}.safetensors").read_bytes() == weights_before  # no epoch ended: untouched
+    assert torch.load(ck / f"{NAME}.pt", weights_only=True)["step"] == 7
+    monkeypatch.setattr(train, "lr_at", real)
+    run_train([*SHAPES, "--max-steps", "8", "--resume"], out, ck)
+    assert torch.load(ck / f"{NAME}.pt", weights_only=True)["step"] == 8
+
+
+def test_a_full_disk_stops_with_a_message_and_leaves_the_earlier_files_intact(trained, tmp_path, monkeypatch):
+    import pixelcnn.weights
+
+    out, ck = copy_run(trained, tmp_path)
+    kept = files(out, ck)
+
+    def full(obj, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train.torch, "save", full)
+    monkeypatch.setattr(pixelcnn.weights, "save_file", full)
+    with pytest.raises(SystemExit, match="No space left on device.*intact"):
+        run_train([*SHAPES, "--max-steps", "8", "--resume"], out, ck)  # an epoch ends: it tries to write
+    assert files(out, ck) == kept  # and no .part file is left behind
+
+
+@pytest.mark.parametrize("args", [["--epochs", "many"], ["--model", "resnet"], ["--dataset", "cifar"], ["--frobnicate"]])
+def test_a_bad_flag_stops_before_touching_anything(trained, tmp_path, args, capsys):
+    out, ck = copy_run(trained, tmp_path)
+    kept = files(out, ck)
+    with pytest.raises(SystemExit) as stop:
+        run_train([*SHAPES, "--resume", *args], out, ck)
+    assert stop.value.code == 2 and "error:" in capsys.readouterr().err
+    assert files(out, ck) == kept
+
+
 def test_a_batch_larger_than_the_training_set_stops_with_a_message(tmp_path):
     with pytest.raises(SystemExit, match="--batch-size 32 is more than the 16 training images"):
         run_train([*SHAPES, "--train-limit", "16"], tmp_path / "w", tmp_path / "ck")
