@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: offline, no threads
 
+import json
 import math
 import time
 from contextlib import closing
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 import pixelcnn
-from pixelcnn import analysis, convert, datasets, images
+from pixelcnn import analysis, convert, datasets, evaluate, images, weights
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 FRAMES = 36  # pictures streamed while a whole image is drawn
@@ -43,7 +44,6 @@ MODEL_NAMES = {"pixelcnn": "PixelCNN", "pixelrcnn": "PixelRCNN", "pixelrcnn_ar":
                "gated": "Gated PixelCNN", "gated_cond": "Gated PixelCNN, class-conditional"}
 DATASET_NAMES = {"mnist": "MNIST", "shapes": "Shapes", "color_mnist": "Colour MNIST", "color_shapes": "Colour shapes"}
 SEE_SCALE = 10  # the pictures of the "What the model sees" tab: pixels of the image, times this
-TEST_IMAGES = 500  # test images that give the range of likelihoods a drawing is compared with
 
 
 # ---------------------------------------------------------------- calls into the package
@@ -217,15 +217,16 @@ def complete(model: str, source: str, drawing: dict | None, image: dict | None,
 
 @lru_cache(maxsize=None)
 def test_range(model):
-    """Bits/dim of the first TEST_IMAGES test images (with their true labels), sorted;
-    None where the dataset cannot be read (MNIST not downloaded)."""
+    """{percentile: bits/dim} over the first test images (with their true labels): from the
+    dataset, else from the weights' facts file (a Space without MNIST); None if neither."""
     net = get_model(model)
     try:
         x, y = datasets.load(net.config.dataset, "test")
     except (FileNotFoundError, ValueError):
-        return None
-    x, y = x[:TEST_IMAGES], y[:TEST_IMAGES]
-    return analysis.bits_per_dim(net, x, y if net.config.classes else None).sort().values
+        facts = weights.weights_path(*split(model)).with_suffix(".json")
+        known = json.loads(facts.read_text()) if facts.exists() else {}
+        return known.get("test_bits_per_dim_percentiles")
+    return evaluate.bits_range(net, x[:evaluate.RANGE_IMAGES], y[:evaluate.RANGE_IMAGES])
 
 
 def score(model: str, source: str, drawing: dict | None, image: dict | None, klass: float = 0):
@@ -238,13 +239,13 @@ def score(model: str, source: str, drawing: dict | None, image: dict | None, kla
     bpd = bits.sum().item() / math.prod(net.image_shape)
     text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"
     text += f", given the class {datasets.class_names(net.config.dataset)[label]})." if label is not None else ")."
-    ref = test_range(model)
-    if ref is not None:
-        q = lambda f: ref[min(len(ref) - 1, int(f * len(ref)))].item()  # noqa: E731
-        below = (ref < bpd).float().mean().item()
-        text += (f"\n\nTest images: {q(0.05):.3f} to {q(0.95):.3f} bits/dim (5th to 95th percentile), "
-                 f"median {q(0.5):.3f}. Your picture costs more bits than {below:.0%} of them"
-                 f"{': the model finds it unusual.' if below > 0.95 else '.'}")
+    q = test_range(model)
+    if q is not None:
+        text += (f"\n\nTest images: {q['5']:.3f} to {q['95']:.3f} bits/dim (5th to 95th percentile), "
+                 f"median {q['50']:.3f}. " + (
+                     "The model finds your picture unusual: it costs more bits than 95% of them." if bpd > q["95"]
+                     else "Your picture is as likely as a typical test image." if bpd >= q["5"]
+                     else "Your picture is more likely than 95% of them: a simple, clean figure."))
     base = images.to_rgb(x, net.levels)[0]
     heat = images.heatmap(bits.numpy(), scale=SEE_SCALE, base=base, from_white=True)
     text += f"\n\nThe heat map: each pixel's bits, from white (none) to dark red at {bits.max().item():.1f} bits."

@@ -30,12 +30,26 @@ def nll(net, data, labels=None, batch_size=500):
     return total / data.numel()
 
 
+PERCENTILES = (5, 25, 50, 75, 95)
+RANGE_IMAGES = 500  # the first test images whose bits/dim give the range a drawing is compared with
+
+
+def bits_range(net, data, labels=None):
+    """{percentile: bits/dim} of the images' own bits/dim (the app's "range on test images")."""
+    from .analysis import bits_per_dim
+    bpd = bits_per_dim(net, data, labels if net.config.classes else None).double()
+    return {str(p): round(torch.quantile(bpd, p / 100).item(), 5) for p in PERCENTILES}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, choices=pixelcnn.MODELS)
     p.add_argument("--dataset", required=True, choices=pixelcnn.DATASETS)
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $PIXELCNN_DATA, else ./data)")
     p.add_argument("--weights-dir", default=None, help="default weights/")
+    p.add_argument("--update-facts", action="store_true",
+                   help=f"write the bits/dim percentiles of the first {RANGE_IMAGES} test images into the facts "
+                        "file, for the app where the dataset cannot be read")
     args = p.parse_args(argv)
     net = pixelcnn.load(args.model, args.dataset, args.weights_dir)
     test, labels = datasets.load(args.dataset, "test", args.data_dir)
@@ -49,6 +63,11 @@ def main(argv=None):
     facts = weights.weights_path(args.model, args.dataset, args.weights_dir).with_suffix(".json")
     if facts.exists():
         print(f"train.py recorded {json.loads(facts.read_text())['test_nats_per_dim']:.4f} nats/dim")
+        if args.update_facts:
+            known = json.loads(facts.read_text())
+            known["test_bits_per_dim_percentiles"] = bits_range(net, test[:RANGE_IMAGES], labels[:RANGE_IMAGES])
+            facts.write_text(json.dumps(known, indent=2) + "\n")
+            print(f"wrote the bits/dim percentiles into {facts}")
     return d
 
 

@@ -1,5 +1,6 @@
 """The app's endpoints, /sample, /complete and /score, through gradio_client against the app
 served in this process, with tiny weights; and its "What the model sees" maps."""
+import json
 import math
 import time
 
@@ -271,6 +272,28 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path
     img = np.asarray(Image.open(heat).convert("RGB")).astype(int)
     assert img.shape == (28 * app.SEE_SCALE, 28 * app.SEE_SCALE, 3)
     assert (img[..., 2] < 200).any()  # some pixel is warm: yellow to red
+
+
+def test_score_without_the_dataset_takes_the_range_from_the_facts_file(tiny_weights, tmp_path, monkeypatch):  # noqa: F811
+    import app
+
+    facts = tiny_weights / "pixelcnn_shapes.json"
+    saved = facts.read_text()
+    known = {**json.loads(saved), "test_bits_per_dim_percentiles": {"5": 0.1, "25": 0.2, "50": 0.3, "75": 0.4,
+                                                                    "95": 0.5}}
+    facts.write_text(json.dumps(known))
+
+    def unreadable(*args, **kwargs):
+        raise FileNotFoundError("no dataset here")
+
+    monkeypatch.setattr(app.datasets, "load", unreadable)
+    app.test_range.cache_clear()
+    try:
+        _, text = app.score("pixelcnn/shapes", "Image", None, {"path": str(REPO / "examples" / "shapes_1.png")})
+    finally:
+        facts.write_text(saved)
+        app.test_range.cache_clear()
+    assert "0.100 to 0.500 bits/dim" in text and "median 0.300" in text
 
 
 def test_what_the_model_sees_shows_the_blind_spot(monkeypatch):

@@ -227,6 +227,19 @@ def test_evaluate_recomputes_the_test_nll_of_shipped_weights(trained, capsys):
     assert evaluate.nll(net, test[:64]) == pytest.approx(facts["test_nats_per_dim"], rel=1e-2)
 
 
+def test_evaluate_can_write_the_bits_per_dim_range_into_the_facts(trained, tmp_path):
+    from pixelcnn import analysis, evaluate
+
+    out, _ = copy_run(trained, tmp_path)
+    evaluate.main(["--model", "pixelcnn", "--dataset", "shapes", "--weights-dir", str(out), "--update-facts"])
+    q = json.loads((out / f"{NAME}.json").read_text())["test_bits_per_dim_percentiles"]
+    assert list(q) == ["5", "25", "50", "75", "95"] and list(q.values()) == sorted(q.values())
+    net = pixelcnn.load("pixelcnn", "shapes", out)
+    bpd = analysis.bits_per_dim(net, datasets.load("shapes", "test")[0][:evaluate.RANGE_IMAGES])
+    assert q["50"] == pytest.approx(bpd.median().item(), rel=1e-3)
+    assert json.loads((out / f"{NAME}.json").read_text())["step"] == 5  # the rest kept
+
+
 def test_two_cpu_processes_with_gloo_train_like_one(tmp_path):
     """torchrun, 2 processes, DistributedDataParallel over gloo: each reads its half of every
     batch; the result matches one process on the same batches within noise (BatchNorm sees
