@@ -1,4 +1,7 @@
-"""Take docs/app.png, the README's picture: the app with the weights in weights/, in Chromium.
+"""Take the README's pictures of the app with the weights in weights/, in Chromium:
+docs/app.png (Sample), docs/complete.png (Complete), docs/class.png (a class-conditional
+model asked for a 3, with the next-pixel probabilities), docs/score.png (How likely is it?)
+and docs/see.png (What the model sees).
 
     python docs/screenshot.py        # needs Chromium at /usr/bin/chromium and playwright
 """
@@ -30,8 +33,12 @@ def settle(page, elem_id):
     }""", arg=elem_id, timeout=60_000)
 
 
-def main(out=ROOT / "docs" / "app.png", model="pixelcnn · mnist", seed=1, example=3):
-    """docs/app.png (the Sample tab) and docs/complete.png (the Complete tab)."""
+def choose(page, elem_id, option):
+    page.locator(f"#{elem_id}").get_by_role("combobox").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def main(out=ROOT / "docs" / "app.png", model="PixelCNN · MNIST", seed=1, example=3):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -42,8 +49,7 @@ def main(out=ROOT / "docs" / "app.png", model="pixelcnn · mnist", seed=1, examp
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 765})
             page.goto(demo.local_url)
-            page.locator("#model").get_by_role("combobox").click()
-            page.get_by_role("option", name=model).click()
+            choose(page, "model", model)
             page.locator("#seed input").fill(str(seed))
             page.locator("#start").click()
             settle(page, "samples")
@@ -56,6 +62,26 @@ def main(out=ROOT / "docs" / "app.png", model="pixelcnn · mnist", seed=1, examp
             page.locator("#complete").click()
             settle(page, "completions")
             page.screenshot(path=str(out.parent / "complete.png"), full_page=True)
+            # How likely is it? The same example, whole
+            page.locator("#score").click()
+            settle(page, "surprise")
+            page.screenshot(path=str(out.parent / "score.png"), full_page=True)
+            # What the model sees: the pixel in row 16, column 15
+            page.get_by_role("tab", name="What the model sees").click()
+            settle(page, "see-gated")
+            box = page.locator("#see-image img").bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 15.5 / 28, box["y"] + box["height"] * 16.5 / 28)
+            page.get_by_text("Predicting pixel (16, 15)").wait_for()
+            settle(page, "see-gated")
+            page.screenshot(path=str(out.parent / "see.png"), full_page=True)
+            # a class-conditional model asked for a 3, with the next-pixel probabilities
+            page.get_by_role("tab", name="Sample").click()
+            choose(page, "model", "Gated PixelCNN, class-conditional · MNIST")
+            choose(page, "class", "3")
+            page.locator("#show-probs input").check()
+            page.locator("#start").click()
+            settle(page, "samples")
+            page.screenshot(path=str(out.parent / "class.png"), full_page=True)
             browser.close()
     finally:
         demo.close()

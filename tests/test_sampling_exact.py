@@ -101,3 +101,17 @@ def test_concurrent_samplers_do_not_mix():
     with ThreadPoolExecutor(3) as pool:
         together = list(pool.map(lambda kw: net.sample(2, **kw), jobs))
     assert all(torch.equal(a, b) for a, b in zip(alone, together))
+
+
+def test_a_model_on_a_gpu_samples_with_batched_forward_passes(monkeypatch):
+    """The cached steppers are NumPy, CPU only; on a GPU the sampler steps with one batched
+    forward pass per pixel (exact alike). The dispatch, checked without a GPU:"""
+    from pixelcnn import sampling
+    from pixelcnn.models import AutoregressiveModel
+
+    net = make_tiny("gated", "shapes")
+    assert sampling.stepper_class(net, cached=True) is sampling.GatedStepper
+    monkeypatch.setattr(AutoregressiveModel, "device", property(lambda self: torch.device("cuda", 0)))
+    assert sampling.stepper_class(net, cached=True) is sampling.ReferenceStepper
+    with pytest.raises(NotImplementedError, match="CPU"):
+        sampling.GatedStepper(net, None, 0)
