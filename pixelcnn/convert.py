@@ -56,9 +56,10 @@ def ink(rgba):
     if a.ndim != 3 or a.shape[2] not in (3, 4) or a.size == 0:
         raise ValueError(f"a drawing must be an RGB or RGBA picture, got an array of shape {a.shape}")
     scale = 255 if a.dtype != np.uint8 and a.max() <= 1.0 else 1
-    a = a.astype(np.float64) * scale
-    alpha = a[..., 3] / 255 if a.shape[2] == 4 else 1.0
-    return np.clip((255 - a[..., :3].mean(axis=-1)) * alpha / 255, 0, 1)
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd values (inf, 1e308) end up clipped
+        a = a.astype(np.float64) * scale
+        alpha = a[..., 3] / 255 if a.shape[2] == 4 else 1.0
+        return np.clip((255 - a[..., :3].mean(axis=-1)) * alpha / 255, 0, 1)
 
 
 def margin(size):
