@@ -1,0 +1,55 @@
+"""The weights in weights/, as shipped: each loads, agrees with its facts file, and the
+claims README makes of them hold on test images (MNIST from the shared copy)."""
+import json
+
+import pytest
+import torch
+
+import pixelcnn
+from pixelcnn import datasets, weights
+from pixelcnn.evaluate import nll
+
+SHIPPED = sorted(p.stem for p in weights.WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def pair(stem):
+    for d in sorted(datasets.NAMES, key=len, reverse=True):  # color_mnist before mnist
+        if stem.endswith("_" + d):
+            return stem[: -len(d) - 1], d
+    raise AssertionError(stem)
+
+
+@pytest.mark.parametrize("stem", SHIPPED)
+def test_each_shipped_model_loads_agrees_with_its_facts_and_samples(stem):
+    model, dataset = pair(stem)
+    net = pixelcnn.load(model, dataset, weights.WEIGHTS_DIR)
+    facts = json.loads((weights.WEIGHTS_DIR / f"{stem}.json").read_text())
+    assert (facts["model"], facts["dataset"]) == (model, dataset)
+    assert pixelcnn.from_config(facts["config"]).config == net.config
+    assert (weights.WEIGHTS_DIR / f"{stem}_samples.png").exists()
+    label = 0 if net.config.classes else None
+    x = net.sample(1, seed=0, label=label)
+    assert x.shape == (1, *net.image_shape)
+
+
+def test_shipped_pairs_cover_the_reference_and_the_new_models():
+    assert {"pixelcnn_shapes", "pixelcnn_mnist", "pixelrcnn_color_shapes", "pixelrcnn_color_mnist",
+            "pixelrcnn_ar_color_mnist"} <= set(SHIPPED)
+
+
+def test_autoregressive_colour_beats_independent_channels_on_colour_mnist():
+    test, _ = datasets.load("color_mnist", "test")
+    ar, ref = (nll(pixelcnn.load(m, "color_mnist"), test[:300]) for m in ("pixelrcnn_ar", "pixelrcnn"))
+    assert ar < 0.5 * ref
+
+
+@pytest.mark.skipif("gated_cond_mnist" not in SHIPPED or "gated_mnist" not in SHIPPED, reason="not trained yet")
+def test_the_conditional_model_given_the_right_digit_beats_the_unconditional_one():
+    test, labels = datasets.load("mnist", "test")
+    test, labels = test[:500], labels[:500]
+    cond, gated, ref = (pixelcnn.load(m, "mnist") for m in ("gated_cond", "gated", "pixelcnn"))
+    right = nll(cond, test, labels)
+    other = torch.randint(0, 9, labels.shape, generator=torch.Generator().manual_seed(0))
+    wrong = nll(cond, test, (labels + 1 + other) % 10)  # any other digit
+    assert right < nll(gated, test) and right < wrong
+    assert nll(gated, test) < nll(ref, test)  # and Gated PixelCNN beats the reference
