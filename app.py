@@ -110,14 +110,14 @@ def picture(x, levels, nrow, mark=None, known=None, width=WIDTH):
 
 
 def frames(stream, levels, nrow, known=None, width=WIDTH):
-    """Pictures of a sampler's progress, paced at most one every FRAME_SECONDS so that even
-    a fast sampler is seen at work, and the finished grid. Closing this generator (Stop, or
-    the browser going away) closes the sampler with it."""
+    """(picture, progress) of a sampler's progress, paced at most one every FRAME_SECONDS so
+    that even a fast sampler is seen at work, and the finished grid. Closing this generator
+    (Stop, or the browser going away) closes the sampler with it."""
     with closing(stream):
         due = time.monotonic()
         for p in stream:
             time.sleep(max(0.0, due - time.monotonic()))
-            yield picture(p.images, levels, nrow, None if p.done == p.total else p.position, known, width)
+            yield picture(p.images, levels, nrow, None if p.done == p.total else p.position, known, width), p
             due = time.monotonic() + FRAME_SECONDS
 
 
@@ -136,17 +136,9 @@ def sample(model: str, n: float, temperature: float, seed: float, klass: float =
     seed = whole_number(seed, 0, 2**63 - 1, "seed")
     stream = net.sample_stream(n, seed=seed, temperature=check_temperature(temperature), every=every(net),
                                label=label_of(net, klass))
-    with closing(stream):
-        probs = []
-        for pic in frames(tap(stream, probs), net.levels, nrow=math.ceil(math.sqrt(n))):
-            yield pic, next_pixel(probs[-1], net) if show_probs and probs[-1] is not None else None
-
-
-def tap(stream, seen):
-    """The stream, noting the probabilities of each progress report in `seen`."""
-    for p in stream:
-        seen.append(p.probs)
-        yield p
+    with closing(frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))) as pictures:
+        for pic, p in pictures:
+            yield pic, next_pixel(p.probs, net) if show_probs and p.probs is not None else None
 
 
 def next_pixel(probs, net):
@@ -212,7 +204,9 @@ def complete(model: str, source: str, drawing: dict | None, image: dict | None,
         return
     stream = net.sample_stream(COMPLETIONS, seed=seed, temperature=temperature, every=every(net),
                                prefix=prefix, prefix_mask=mask, label=label_of(net, klass))
-    yield from frames(stream, net.levels, COMPLETIONS, known=mask, width=COMPLETIONS_WIDTH)
+    with closing(frames(stream, net.levels, COMPLETIONS, known=mask, width=COMPLETIONS_WIDTH)) as pictures:
+        for pic, _ in pictures:
+            yield pic
 
 
 @lru_cache(maxsize=None)

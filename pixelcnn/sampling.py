@@ -24,17 +24,19 @@ class Progress(NamedTuple):
     done: int  # pixels completed, in raster order
     total: int  # H * W
     position: tuple  # (row, col) of the last pixel completed
-    probs: np.ndarray | None = None  # (n, K, C): what the last pixel drawn was drawn from
+    probs: np.ndarray | None = None  # (n, K, C): what `position` was drawn from (None: it was known)
 
 
-def draw(logits, u, temperature):
-    """Levels (B, C) from logits (B, K, C) and uniforms u (B, C) by inverting the CDF,
-    and the probabilities (B, K, C) they were drawn from."""
+def draw(logits, u, temperature, probs=None):
+    """Levels (B, C) from logits (B, K, C) and uniforms u (B, C) by inverting the CDF;
+    with `probs` (B, K, C), the probabilities they were drawn from are written there."""
     z = logits.astype(np.float64) / temperature
     p = np.exp(z - z.max(axis=1, keepdims=True))
     cdf = np.cumsum(p, axis=1)
     k = (u[:, None] * cdf[:, -1:] > cdf).sum(axis=1)
-    return np.minimum(k, logits.shape[1] - 1), p / cdf[:, -1:]
+    if probs is not None:
+        np.divide(p, cdf[:, -1:], out=probs)
+    return np.minimum(k, logits.shape[1] - 1)
 
 
 def check_prefix(model, n, prefix, prefix_mask):
@@ -104,24 +106,26 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
         stepper = stepper_class(model, cached)(model, x, start, label)
         # the channels drawn together: all at once, or one by one, each seeing those before
         groups = [slice(c, c + 1) for c in range(C)] if model.ar else [slice(0, C)]
-        probs = None
+        probs, drawn = np.empty((n, model.levels, C)), False  # at a reported pixel, if drawn
         for idx in range(start, H * W):
             i, j = divmod(idx, W)
             if j == 0 or idx == start:
                 stepper.start_row(i)
+            report = every and (idx + 1) % every == 0 or idx + 1 == H * W
             todo = slice(None) if mask is None else ~mask[:, i, j]
-            if mask is None or todo.any():
-                probs = np.empty((n, model.levels, C))
+            drawn = mask is None or todo.any()
+            if drawn:
                 for g in groups:
-                    v, probs[:, :, g] = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature)
+                    v = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature,
+                             probs[:, :, g] if report else None)
                     x[todo, g, i, j] = v[todo]
                     stepper.write(i, j)
             else:
                 stepper.skip(i, j)
                 stepper.write(i, j)
             if every and (idx + 1) % every == 0 and idx + 1 < H * W:
-                yield Progress(torch.from_numpy(x.copy()), idx + 1, H * W, (i, j), probs)
-        yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs)
+                yield Progress(torch.from_numpy(x.copy()), idx + 1, H * W, (i, j), probs.copy() if drawn else None)
+        yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs if drawn else None)
     finally:
         model.train(was_training)
 

@@ -3,6 +3,7 @@
 In float64 the two compute the same logits to ~1e-15, so for the same seed (the same
 uniforms) every level drawn must be identical; in float32 they agree too, barring a
 uniform within ~1e-7 of a CDF boundary."""
+import numpy as np
 import pytest
 import torch
 
@@ -115,3 +116,27 @@ def test_a_model_on_a_gpu_samples_with_batched_forward_passes(monkeypatch):
     assert sampling.stepper_class(net, cached=True) is sampling.ReferenceStepper
     with pytest.raises(NotImplementedError, match="CPU"):
         sampling.GatedStepper(net, None, 0)
+
+
+@pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("gated", "color_shapes")])
+def test_progress_carries_the_distribution_each_reported_pixel_was_drawn_from(model, dataset):
+    net = make_tiny(model, dataset).double()
+    C, H, W = net.image_shape
+    steps = list(net.sample_stream(3, seed=2, every=7))
+    for p in steps:
+        assert p.probs.shape == (3, net.levels, C)
+        np.testing.assert_allclose(p.probs.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+        i, j = p.position
+        drawn = p.images[:, :, i, j].numpy()  # (3, C)
+        assert (np.take_along_axis(p.probs, drawn[:, None, :], axis=1) > 0).all()
+    # the first pixel's distribution is the model's, the same in every image (for colour: R)
+    first = next(iter(net.sample_stream(3, seed=2, every=1))).probs
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.zeros(1, C, H, W, dtype=torch.long))[0, :, :, 0, 0], dim=0)
+    np.testing.assert_allclose(first[:, :, 0], expected[:, 0].numpy()[None].repeat(3, 0), rtol=1e-9)
+    # a reported pixel that was known, not drawn, carries no distribution
+    x = steps[-1].images
+    mask = torch.zeros(H, W, dtype=torch.bool)
+    mask[0, 6] = True  # known in every image, though the pixels before it are not
+    known = next(iter(net.sample_stream(3, seed=2, every=7, prefix=x, prefix_mask=mask)))
+    assert known.position == (0, 6) and known.probs is None
