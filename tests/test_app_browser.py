@@ -214,3 +214,18 @@ def test_how_likely_is_a_drawing(page):
     final = wait_finished(page, "surprise")
     shot(page, "score.png")
     assert picture(page, final).shape == (280, 280, 3)
+
+
+def test_closing_the_tab_stops_the_sampler_on_the_server(browser, app_url, sampler_spy):  # noqa: F811
+    """An abandoned stream (the person closes the tab mid-drawing) frees its work too."""
+    state = sampler_spy
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    page.locator("#start").click()
+    watch(page, "samples", lambda seen: len(seen) >= 2)
+    page.close()
+    deadline = time.monotonic() + 10
+    while not state["closed"]:
+        assert time.monotonic() < deadline, "the server kept sampling for a closed tab"
+        time.sleep(0.05)
+    assert not state["finished"]
