@@ -189,12 +189,13 @@ def test_ask_a_conditional_model_for_a_class(page):
 def test_what_the_model_sees_follows_a_click(page):
     page.get_by_role("tab", name="What the model sees").click()
     text = page.locator("#see-text")
-    sync_api.expect(text).to_contain_text("Predicting pixel (14, 14)")
+    sync_api.expect(text).to_contain_text("Predicting pixel (14, 14)", timeout=20_000)
+    wait_finished(page, "see-gated")
     before = src(page, "see-pixelcnn")
     box = page.locator("#see-image img").bounding_box()
     # the pixel in row 20, column 5 of the 28x28 picture, shown at box width
     page.mouse.click(box["x"] + box["width"] * 5.5 / 28, box["y"] + box["height"] * 20.5 / 28)
-    sync_api.expect(text).to_contain_text("Predicting pixel (20, 5)")
+    sync_api.expect(text).to_contain_text("Predicting pixel (20, 5)", timeout=20_000)
     assert src(page, "see-pixelcnn") != before
     shot(page, "see.png")
 

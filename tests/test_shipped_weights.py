@@ -1,5 +1,6 @@
 """The weights in weights/, as shipped: each loads, agrees with its facts file, and the
-claims README makes of them hold on test images (MNIST from the shared copy)."""
+claims README makes of them hold on test images (MNIST from the shared copy). Every load
+names weights/ itself: other tests point $PIXELCNN_WEIGHTS at tiny weights."""
 import json
 
 import pytest
@@ -39,7 +40,7 @@ def test_shipped_pairs_cover_the_reference_and_the_new_models():
 
 def test_autoregressive_colour_beats_independent_channels_on_colour_mnist():
     test, _ = datasets.load("color_mnist", "test")
-    ar, ref = (nll(pixelcnn.load(m, "color_mnist"), test[:300]) for m in ("pixelrcnn_ar", "pixelrcnn"))
+    ar, ref = (nll(pixelcnn.load(m, "color_mnist", weights.WEIGHTS_DIR), test[:300]) for m in ("pixelrcnn_ar", "pixelrcnn"))
     assert ar < 0.5 * ref
 
 
@@ -47,7 +48,7 @@ def test_autoregressive_colour_beats_independent_channels_on_colour_mnist():
 def test_the_conditional_model_given_the_right_digit_beats_the_unconditional_one():
     test, labels = datasets.load("mnist", "test")
     test, labels = test[:500], labels[:500]
-    cond, gated, ref = (pixelcnn.load(m, "mnist") for m in ("gated_cond", "gated", "pixelcnn"))
+    cond, gated, ref = (pixelcnn.load(m, "mnist", weights.WEIGHTS_DIR) for m in ("gated_cond", "gated", "pixelcnn"))
     right = nll(cond, test, labels)
     other = torch.randint(0, 9, labels.shape, generator=torch.Generator().manual_seed(0))
     wrong = nll(cond, test, (labels + 1 + other) % 10)  # any other digit
