@@ -263,8 +263,8 @@ ARCHITECTURES = {
     "pixelcnn": (PixelCNN, dict(filters=64, layers=5, kernel=7)),
     "pixelrcnn": (PixelRCNN, dict(filters=128, layers=8, kernel=7, one_hot=True)),
     "pixelrcnn_ar": (PixelRCNN, dict(filters=128, layers=8, kernel=7, one_hot=True, ar_channels=True)),
-    "gated": (GatedPixelCNN, dict(filters=64, layers=6, kernel=5, one_hot=True, ar_channels=True)),
+    "gated": (GatedPixelCNN, dict(filters=48, layers=8, kernel=5, one_hot=True, ar_channels=True)),
     # classes=None: as many as the dataset's labels
-    "gated_cond": (GatedPixelCNN, dict(filters=64, layers=6, kernel=5, one_hot=True, ar_channels=True,
+    "gated_cond": (GatedPixelCNN, dict(filters=48, layers=8, kernel=5, one_hot=True, ar_channels=True,
                                        classes=None)),
 }
