@@ -3,7 +3,7 @@
     python train.py --model pixelcnn --dataset mnist --data-dir ../shared/data
 
 Checkpoints are written atomically every few hundred steps, at each epoch's end and on
-Ctrl-C; --resume continues from the last one. The weights in --out are replaced only by
+Ctrl-C or SIGTERM (`kill`, a job scheduler, a Space restarting); --resume continues from the last one. The weights in --out are replaced only by
 finite weights with a better test NLL.
 
 Past one process, with DistributedDataParallel (NCCL on GPUs, gloo on CPUs):
@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -128,8 +129,13 @@ def distributed(device):
     return dist.get_rank(), world, device
 
 
+def interrupt(signum, frame):
+    raise KeyboardInterrupt  # checkpoint and stop, as on Ctrl-C
+
+
 def main(argv=None):
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupt)
     args.command = "python train.py " + " ".join(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
     rank, world, device = distributed(args.device)

@@ -1,8 +1,10 @@
 """train.py end to end, on tiny models and a few steps."""
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -144,6 +146,24 @@ def test_an_interrupt_writes_a_checkpoint_keeps_the_weights_and_resumes(trained,
     monkeypatch.setattr(train, "lr_at", real)
     run_train([*SHAPES, "--max-steps", "8", "--resume"], out, ck)
     assert torch.load(ck / f"{NAME}.pt", weights_only=True)["step"] == 8
+
+
+def test_sigterm_writes_a_checkpoint_like_ctrl_c(tmp_path):
+    """A training in the background ignores Ctrl-C; `kill` (SIGTERM) must checkpoint too."""
+    ck = tmp_path / "ck"
+    proc = subprocess.Popen([sys.executable, "train.py", *SHAPES, "--epochs", "100000", "--out", str(tmp_path / "w"),
+                             "--checkpoint-dir", str(ck)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    seen = b""
+    while b"epoch 1/" not in seen:  # in the training loop
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        assert chunk, seen.decode()
+        seen += chunk
+    proc.send_signal(signal.SIGTERM)
+    seen += proc.communicate(timeout=120)[0]
+    assert proc.returncode == 1 and b"checkpoint written to" in seen, seen.decode()[-2000:]
+    step = torch.load(ck / f"{NAME}.pt", weights_only=True)["step"]
+    assert f"interrupted at step {step}:".encode() in seen
 
 
 def test_a_full_disk_stops_with_a_message_and_leaves_the_earlier_files_intact(trained, tmp_path, monkeypatch):
