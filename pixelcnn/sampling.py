@@ -123,7 +123,7 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
             else:
                 stepper.skip(i, j)
                 stepper.write(i, j)
-            if every and (idx + 1) % every == 0 and idx + 1 < H * W:
+            if report and idx + 1 < H * W:  # the last one is yielded below
                 yield Progress(torch.from_numpy(x.copy()), idx + 1, H * W, (i, j), probs.copy() if drawn else None)
         yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs if drawn else None)
     finally:
@@ -150,7 +150,30 @@ class ReferenceStepper:
         pass
 
 
-class CachedStepper:
+class _Buffered:
+    """What the cached steppers share: the image x (NumPy, written in place by the loop),
+    copied pixel by pixel into `xbuf`, their zero-padded channels-last input buffer (pad
+    `xpad`), one-hot or scaled to [0, 1] as model.inputs does."""
+
+    def __init__(self, model, x):
+        self.npdt = _check_cpu(model)
+        self.x, self.scale = x, 1.0 / (model.levels - 1)
+        self.one_hot = np.eye(model.levels, dtype=self.npdt) if model.config.one_hot else None
+        self.levels, self.C = model.levels, model.image_shape[0]
+
+    def skip(self, i, j):  # a known pixel: the buffers past the input still need its values
+        self.logits(i, j)
+
+    def write(self, i, j):
+        v = self.x[:, :, i, j]
+        if self.one_hot is not None:  # (n, C) -> (n, C * K)
+            v = self.one_hot[v].reshape(len(v), -1)
+        else:
+            v = v * self.scale
+        self.xbuf[:, i + self.xpad, j + self.xpad] = v
+
+
+class CachedStepper(_Buffered):
     """Fast generation (Ramachandran et al. 2017) for nets of Blocks and Residuals.
 
     Each masked conv ("unit") keeps its whole input as a padded channels-last buffer.
@@ -163,8 +186,8 @@ class CachedStepper:
     """
 
     def __init__(self, model, x, start, label=None):
-        npdt = _check_cpu(model)
-        self.x, self.scale = x, 1.0 / (model.levels - 1)
+        super().__init__(model, x)
+        npdt = self.npdt
         n, (C, H, W) = x.shape[0], model.image_shape
         self.units = units = _compiled(model, lambda: list(_units(model.net)))
         # bufs[k]: the input of unit k, (n, H + p, W + 2p, cin), zero padded; the rest scratch
@@ -173,8 +196,7 @@ class CachedStepper:
         self.vert = [np.zeros((n, W, u.cout), npdt) if u.p else None for u in units]
         self.patches = [np.zeros((n, W, u.p, u.kernel, u.cin), npdt) if u.p else None for u in units]
         self.out = np.zeros((n, units[-1].cout), npdt)
-        self.levels, self.C = model.levels, C
-        self.one_hot = np.eye(model.levels, dtype=npdt) if model.config.one_hot else None
+        self.xbuf, self.xpad = self.bufs[0], units[0].p
         self.prefill(model, start)
 
     def prefill(self, model, start):
@@ -198,9 +220,6 @@ class CachedStepper:
                 _rows_times(buf[:, i:i + u.p], patches, u.w_above, vert)
                 vert += u.bias
 
-    def skip(self, i, j):
-        self.logits(i, j)
-
     def logits(self, i, j):
         units, bufs = self.units, self.bufs
         last = len(units) - 1
@@ -220,19 +239,6 @@ class CachedStepper:
             if u.relu:
                 np.maximum(dst, 0, out=dst)
         return self.out.reshape(-1, self.levels, self.C)
-
-    def write(self, i, j):
-        _write_input(self, self.bufs[0], self.units[0].p, i, j)
-
-
-def _write_input(stepper, buf, p, i, j):
-    """Write pixel (i, j) of stepper.x into the padded input buffer, as model.inputs does."""
-    v = stepper.x[:, :, i, j]
-    if stepper.one_hot is not None:  # (n, C) -> (n, C * K)
-        v = stepper.one_hot[v].reshape(len(v), -1)
-    else:
-        v = v * stepper.scale
-    buf[:, i + p, j + p] = v
 
 
 def _check_cpu(model):
@@ -324,20 +330,19 @@ def _units(net):
             raise NotImplementedError(f"no cached sampler for {type(m).__name__}")
 
 
-class GatedStepper:
+class GatedStepper(_Buffered):
     """The cached sampler for Gated PixelCNN. The vertical stack sees only rows above, so
     at the start of row i it is computed for the whole row, layer by layer, one matmul
     each; per pixel only the horizontal stack (whose convs see only the current row) and
-    the head are stepped. Buffers are channels-last; `one_hot`/`scale` as CachedStepper."""
+    the head are stepped. Buffers are channels-last."""
 
     def __init__(self, model, x, start, label=None):
-        npdt = _check_cpu(model)
-        self.x, self.scale = x, 1.0 / (model.levels - 1)
-        self.one_hot = np.eye(model.levels, dtype=npdt) if model.config.one_hot else None
+        super().__init__(model, x)
+        npdt = self.npdt
         n, (C, H, W) = x.shape[0], model.image_shape
         cfg = model.config
         f, k, p, L = cfg.filters, cfg.kernel, cfg.kernel // 2, cfg.layers
-        self.f, self.p, self.levels, self.C = f, p, model.levels, C
+        self.f, self.p, self.xpad = f, p, p
         self.layers, self.head = _compiled(model, lambda: _gated_units(model))
         z = lambda *shape: np.zeros(shape, npdt)  # noqa: E731
         self.xbuf = z(n, H + p, W + 2 * p, model.cin)  # the input, zero padded
@@ -385,9 +390,6 @@ class GatedStepper:
                     vp += ev[:, None]
                 self.vbuf[l][:, i + p, p:-p] = _gate(vp, f)
 
-    def skip(self, i, j):
-        self.logits(i, j)
-
     def logits(self, i, j):
         p, f = self.p, self.f
         h = None
@@ -404,9 +406,6 @@ class GatedStepper:
         (w1, b1), (w2, b2) = self.head
         t = np.maximum(h, 0) @ w1 + b1
         return (np.maximum(t, 0) @ w2 + b2).reshape(-1, self.levels, self.C)
-
-    def write(self, i, j):
-        _write_input(self, self.xbuf, self.p, i, j)
 
 
 def _gate(t, f):
