@@ -1,13 +1,16 @@
 """Training speed of the reference PixelCNN, two ways, side by side in one run:
 
-    python -m pixelcnn.bench_train --data-dir ../shared/data --steps 100
+    python -m pixelcnn.bench_train --data-dir ../shared/data --steps 200 --seeds 3
 
 plain: full 7x7 kernels multiplied by their masks, fp32 (the textbook form);
 ours:  split masked convolutions, bf16 autocast, channels-last (what train.py does).
-Both start from the same initial weights and see the same batches; each then reports
-its test NLL on the first 2,000 MNIST test images (in fp32).
+For each seed both start from the same initial weights, see the same batches and follow
+train.py's learning-rate schedule (warm-up, cosine to 0 at the last step); each then
+reports its test NLL on the first 2,000 MNIST test images (in fp32). Different seeds give
+the run-to-run spread that an NLL difference between the two ways is measured against.
 """
 import argparse
+import statistics
 import time
 
 import torch
@@ -19,10 +22,14 @@ from pixelcnn.evaluate import nll
 
 
 def train(net, data, steps, batch_size, bf16, lr=2e-3):
+    from train import lr_at  # the repo root's train.py (python -m runs from there)
+
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     t = time.perf_counter()
     for s in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(s, steps, lr, warmup=min(200, steps // 4))
         x = data[s * batch_size:(s + 1) * batch_size].long()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = net(x)
@@ -38,24 +45,33 @@ def main(argv=None):
     p.add_argument("--data-dir", default=None)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seeds", type=int, default=1, help="repeat with this many seeds (init and batches)")
     args = p.parse_args(argv)
     train_x, _ = datasets.load("mnist", "train", args.data_dir)
     test_x, _ = datasets.load("mnist", "test", args.data_dir)
-    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))
-    data = train_x[perm[:args.steps * args.batch_size]]
-    torch.manual_seed(0)
-    init = pixelcnn.build("pixelcnn", "mnist").state_dict()
-    rows = []
-    for name, split, bf16, fmt in (("plain 7x7 masked, fp32", False, False, torch.contiguous_format),
-                                   ("split, bf16, channels-last", True, True, torch.channels_last)):
-        net = pixelcnn.build("pixelcnn", "mnist", split=split)
-        net.load_state_dict(init)
-        net = net.to(memory_format=fmt)
-        rate = train(net, data, args.steps, args.batch_size, bf16)
-        rows.append((name, rate, nll(net, test_x[:2000])))
-        print(f"{name:<28} {rate:8.1f} images/s   test NLL after {args.steps} steps: {rows[-1][2]:.4f} nats/dim",
-              flush=True)
-    print(f"speed-up: {rows[1][1] / rows[0][1]:.2f}x; NLL difference {rows[1][2] - rows[0][2]:+.4f} nats/dim")
+    ways = (("plain 7x7 masked, fp32", False, False, torch.contiguous_format),
+            ("split, bf16, channels-last", True, True, torch.channels_last))
+    rates, nlls = ([[] for _ in ways] for _ in range(2))
+    for seed in range(args.seeds):
+        perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
+        data = train_x[perm[:args.steps * args.batch_size]]
+        torch.manual_seed(seed)
+        init = pixelcnn.build("pixelcnn", "mnist").state_dict()
+        for k, (name, split, bf16, fmt) in enumerate(ways):
+            net = pixelcnn.build("pixelcnn", "mnist", split=split)
+            net.load_state_dict(init)
+            net = net.to(memory_format=fmt)
+            rates[k].append(train(net, data, args.steps, args.batch_size, bf16))
+            nlls[k].append(nll(net, test_x[:2000]))
+            print(f"seed {seed}  {name:<28} {rates[k][-1]:8.1f} images/s   "
+                  f"test NLL after {args.steps} steps: {nlls[k][-1]:.4f} nats/dim", flush=True)
+    ratio = statistics.mean(rates[1]) / statistics.mean(rates[0])
+    diffs = [b - a for a, b in zip(*nlls)]
+    print(f"speed-up: {ratio:.2f}x; NLL difference (ours - plain) per seed: "
+          + ", ".join(f"{d:+.4f}" for d in diffs) + f"; mean {statistics.mean(diffs):+.4f} nats/dim")
+    if args.seeds > 1:
+        print("seed-to-seed spread (standard deviation) of the NLL: "
+              + ", ".join(f"{name.split(',')[0]} {statistics.stdev(v):.4f}" for (name, *_), v in zip(ways, nlls)))
 
 
 if __name__ == "__main__":
