@@ -71,6 +71,7 @@ def save(net, path, dtype=torch.float16):
     except BaseException:  # a full disk, an interrupt: keep the old file, drop the half-written one
         tmp.unlink(missing_ok=True)
         raise
+    os.chmod(tmp, 0o644)  # safetensors writes 0600: an app running as another user could not read it
     os.replace(tmp, path)
 
 

@@ -194,6 +194,7 @@ def test_save_then_load_gives_the_same_model(tmp_path, model, dataset):
     assert path == tmp_path / f"{model}_{dataset}.safetensors"
     weights.save(net, path)
     assert not list(tmp_path.glob("*.part"))  # written atomically
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by an app running as another user
     loaded = pixelcnn.load(model, dataset, weights_dir=tmp_path)
     assert not loaded.training
     assert loaded.config == net.config
