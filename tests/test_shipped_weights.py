@@ -35,7 +35,7 @@ def test_each_shipped_model_loads_agrees_with_its_facts_and_samples(stem):
 
 def test_shipped_pairs_cover_the_reference_and_the_new_models():
     assert {"pixelcnn_shapes", "pixelcnn_mnist", "pixelrcnn_color_shapes", "pixelrcnn_color_mnist",
-            "pixelrcnn_ar_color_mnist"} <= set(SHIPPED)
+            "pixelrcnn_ar_color_mnist", "gated_mnist", "gated_cond_mnist"} <= set(SHIPPED)
 
 
 def test_autoregressive_colour_beats_independent_channels_on_colour_mnist():
@@ -44,7 +44,6 @@ def test_autoregressive_colour_beats_independent_channels_on_colour_mnist():
     assert ar < 0.5 * ref
 
 
-@pytest.mark.skipif("gated_cond_mnist" not in SHIPPED or "gated_mnist" not in SHIPPED, reason="not trained yet")
 def test_the_conditional_model_given_the_right_digit_beats_the_unconditional_one():
     test, labels = datasets.load("mnist", "test")
     test, labels = test[:500], labels[:500]
