@@ -3,8 +3,8 @@
     python train.py --model pixelcnn --dataset mnist --data-dir ../shared/data
 
 Checkpoints are written atomically every few hundred steps, at each epoch's end and on
-Ctrl-C or SIGTERM (`kill`, a job scheduler, a Space restarting); --resume continues from the last one. The weights in --out are replaced only by
-finite weights with a better test NLL.
+Ctrl-C or SIGTERM (`kill`, a job scheduler, a Space restarting); --resume continues from
+the last one. The weights in --out are replaced only by finite weights with a better test NLL.
 
 Past one process, with DistributedDataParallel (NCCL on GPUs, gloo on CPUs):
 
@@ -135,7 +135,6 @@ def interrupt(signum, frame):
 
 def main(argv=None):
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupt)
     args.command = "python train.py " + " ".join(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
     rank, world, device = distributed(args.device)
@@ -297,4 +296,5 @@ def write_weights(net, out, name, args, history):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, interrupt)  # here, not in main(): a caller's process keeps its own
     main()
