@@ -229,7 +229,8 @@ class GatedLayer(nn.Module):
         vp = self.v(v)
         hp = self.h(h) + self.v2h(vp)
         if self.embed is not None:
-            ev, eh = self.embed(label)[:, :, None, None].chunk(2, dim=1)
+            # in vp's dtype: an fp32 embedding would lift the bf16 gates to fp32 under autocast
+            ev, eh = self.embed(label)[:, :, None, None].to(vp.dtype).chunk(2, dim=1)
             vp, hp = vp + ev, hp + eh
         out = self.out(gate(hp))
         return gate(vp), out if self.first else h + out
