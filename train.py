@@ -49,9 +49,14 @@ def parse_args(argv=None):
     p.add_argument("--download", action="store_true", help="download MNIST into --data-dir first (needs internet)")
     p.add_argument("--out", default=str(weights.WEIGHTS_DIR), help="where weights, samples and curves go (default weights/)")
     p.add_argument("--checkpoint-dir", default="checkpoints", help="where resumable checkpoints go (default checkpoints/)")
+    p.add_argument("--eval-every", type=int, default=1,
+                   help="evaluate the test NLL after every Nth epoch and after the last (default 1)")
     p.add_argument("--checkpoint-every", type=int, default=300, help="steps between checkpoints (default 300)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the training step's model with torch.compile: a minute to start, then "
+                        "about 1.14x the images/s for gated on 2 CPU cores")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order")
@@ -164,6 +169,8 @@ def run(args, rank, world, device):
     # channels-last convolutions are ~15% faster on this CPU (oneDNN)
     net = pixelcnn.build(args.model, args.dataset, **overrides(args.set)).to(device, memory_format=torch.channels_last)
     model = net if world == 1 else DistributedDataParallel(net, device_ids=[device.index] if device.index is not None else None)
+    if args.compile:
+        model = torch.compile(model)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     name = f"{args.model}_{args.dataset}"
     out, ckdir = Path(args.out), Path(args.checkpoint_dir)
@@ -243,7 +250,7 @@ def run(args, rank, world, device):
             if offset == per_epoch:
                 epoch, offset = epoch + 1, 0
             rate = (b + 1 - first) * args.batch_size / (time.time() - t_epoch)
-            if lead:
+            if lead and (epoch % args.eval_every == 0 or step >= total):
                 nll = evaluate(net, test_x, test_y)
                 history.append({"epoch": round(epoch + offset / per_epoch, 3), "step": step,
                                 "test_nats_per_dim": nll, "test_nats_per_image": nll * dims, "images_per_s": rate})
@@ -252,7 +259,7 @@ def run(args, rank, world, device):
                 if nll < best:
                     best = nll
                     write_weights(net, out, name, args, history)
-                checkpoint()
+            checkpoint()
             if world > 1:
                 dist.barrier()  # the others wait for rank 0's evaluation
     except KeyboardInterrupt:

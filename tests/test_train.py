@@ -106,6 +106,26 @@ def test_a_conditional_model_trains_on_its_labels(tmp_path):
         nll(net, test[:8])
 
 
+def test_eval_every_evaluates_every_nth_epoch_and_the_last(tmp_path):
+    run_train([*SHAPES, "--train-limit", "64", "--epochs", "3", "--eval-every", "2"], tmp_path / "w", tmp_path / "ck")
+    ck = torch.load(tmp_path / "ck" / f"{NAME}.pt", weights_only=True)
+    history = json.loads(ck["history"])
+    assert [h["epoch"] for h in history] == [2, 3]
+    assert (ck["epoch"], ck["step"]) == (3, 6)  # 64 / 32 = 2 steps an epoch, each epoch checkpointed
+    best = min(history, key=lambda h: h["test_nats_per_dim"])
+    assert json.loads((tmp_path / "w" / f"{NAME}.json").read_text())["epoch"] == best["epoch"]
+
+
+def test_a_compiled_run_learns_what_an_eager_one_does(tmp_path):
+    losses = {}
+    for flags in ([], ["--compile"]):
+        ck = tmp_path / f"ck{len(flags)}"
+        run_train([*SHAPES, "--max-steps", "4", "--samples", "0", *flags], tmp_path / f"w{len(flags)}", ck)
+        losses[len(flags)] = [loss for _, loss in json.loads(torch.load(ck / f"{NAME}.pt", weights_only=True)["steps"])]
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2)  # bf16: the same steps, rounded differently
+    assert losses[1][-1] < losses[1][0]
+
+
 def test_resume_without_a_checkpoint_or_with_another_config_stops(trained, tmp_path):
     with pytest.raises(SystemExit, match="no checkpoint"):
         run_train([*SHAPES, "--max-steps", "8", "--resume"], tmp_path / "w0", tmp_path / "empty")
