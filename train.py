@@ -34,6 +34,7 @@ from tqdm import tqdm
 import pixelcnn
 from pixelcnn import datasets, images, weights
 from pixelcnn.evaluate import nll as evaluate
+from pixelcnn.schedule import lr_at
 
 
 def parse_args(argv=None):
@@ -79,12 +80,6 @@ def overrides(pairs):
             raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
         out[key] = {"true": True, "false": False}.get(value.lower()) if value.lower() in ("true", "false") else int(value)
     return out
-
-
-def lr_at(step, total, peak, warmup):
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
 
 
 def save_atomic(obj, path):

@@ -19,11 +19,10 @@ import torch.nn.functional as F
 import pixelcnn
 from pixelcnn import datasets
 from pixelcnn.evaluate import nll
+from pixelcnn.schedule import lr_at
 
 
 def train(net, data, steps, batch_size, bf16, lr=2e-3):
-    from train import lr_at  # the repo root's train.py (python -m runs from there)
-
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     t = time.perf_counter()
