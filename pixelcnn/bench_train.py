@@ -4,10 +4,13 @@
 
 plain: full 7x7 kernels multiplied by their masks, fp32 (the textbook form);
 ours:  split masked convolutions, bf16 autocast, channels-last (what train.py does).
-For each seed both start from the same initial weights, see the same batches and follow
+--compile adds a third way, ours through torch.compile (train.py --compile); --model gated
+times Gated PixelCNN instead (its masked convolutions are split in every way).
+For each seed all start from the same initial weights, see the same batches and follow
 train.py's learning-rate schedule (warm-up, cosine to 0 at the last step); each then
-reports its test NLL on the first 2,000 MNIST test images (in fp32). Different seeds give
-the run-to-run spread that an NLL difference between the two ways is measured against.
+reports its test NLL on the first 2,000 MNIST test images (--test-images; in fp32). Different seeds give
+the run-to-run spread that an NLL difference between the ways is measured against.
+Images/s leave out the first 3 steps (warm-up, and compiling).
 """
 import argparse
 import statistics
@@ -22,21 +25,23 @@ from pixelcnn.evaluate import nll
 from pixelcnn.schedule import lr_at
 
 
-def train(net, data, steps, batch_size, bf16, lr=2e-3):
+def train(net, data, steps, batch_size, bf16, compile=False, lr=2e-3, warm=3):
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
-    t = time.perf_counter()
+    model = torch.compile(net) if compile else net
     for s in range(steps):
+        if s == warm:
+            t = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(s, steps, lr, warmup=min(200, steps // 4))
         x = data[s * batch_size:(s + 1) * batch_size].long()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(x)
+            logits = model(x)
         loss = F.cross_entropy(logits.float(), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return steps * batch_size / (time.perf_counter() - t)
+    return (steps - warm) * batch_size / (time.perf_counter() - t)
 
 
 def main(argv=None):
@@ -45,29 +50,39 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, default=1, help="repeat with this many seeds (init and batches)")
+    p.add_argument("--model", default="pixelcnn", choices=("pixelcnn", "gated"))
+    p.add_argument("--compile", action="store_true", help="add a third way: ours, through torch.compile")
+    p.add_argument("--test-images", type=int, default=2000, help="evaluate on the first N test images")
     args = p.parse_args(argv)
+    if args.steps <= 3:
+        p.error("--steps must be more than the 3 warm-up steps")
     train_x, _ = datasets.load("mnist", "train", args.data_dir)
     test_x, _ = datasets.load("mnist", "test", args.data_dir)
-    ways = (("plain 7x7 masked, fp32", False, False, torch.contiguous_format),
-            ("split, bf16, channels-last", True, True, torch.channels_last))
+    ways = [("plain 7x7 masked, fp32" if args.model == "pixelcnn" else "fp32", False, False, torch.contiguous_format),
+            ("split, bf16, channels-last", True, True, torch.channels_last)]
+    if args.compile:
+        ways.append(("split, bf16, channels-last, compiled", True, True, torch.channels_last))
     rates, nlls = ([[] for _ in ways] for _ in range(2))
     for seed in range(args.seeds):
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
         data = train_x[perm[:args.steps * args.batch_size]]
         torch.manual_seed(seed)
-        init = pixelcnn.build("pixelcnn", "mnist").state_dict()
+        init = pixelcnn.build(args.model, "mnist").state_dict()
         for k, (name, split, bf16, fmt) in enumerate(ways):
-            net = pixelcnn.build("pixelcnn", "mnist", split=split)
+            net = pixelcnn.build(args.model, "mnist", split=split)
             net.load_state_dict(init)
             net = net.to(memory_format=fmt)
-            rates[k].append(train(net, data, args.steps, args.batch_size, bf16))
-            nlls[k].append(nll(net, test_x[:2000]))
-            print(f"seed {seed}  {name:<28} {rates[k][-1]:8.1f} images/s   "
+            rates[k].append(train(net, data, args.steps, args.batch_size, bf16, compile="compiled" in name))
+            nlls[k].append(nll(net, test_x[:args.test_images]))
+            print(f"seed {seed}  {name:<36} {rates[k][-1]:8.1f} images/s   "
                   f"test NLL after {args.steps} steps: {nlls[k][-1]:.4f} nats/dim", flush=True)
-    ratio = statistics.mean(rates[1]) / statistics.mean(rates[0])
-    diffs = [b - a for a, b in zip(*nlls)]
-    print(f"speed-up: {ratio:.2f}x; NLL difference (ours - plain) per seed: "
-          + ", ".join(f"{d:+.4f}" for d in diffs) + f"; mean {statistics.mean(diffs):+.4f} nats/dim")
+    for k in range(1, len(ways)):
+        ratio = statistics.mean(rates[k]) / statistics.mean(rates[0])
+        diffs = [b - a for a, b in zip(nlls[0], nlls[k])]
+        print(f"{ways[k][0]}: speed-up {ratio:.2f}x over {ways[0][0]}; NLL difference per seed: "
+              + ", ".join(f"{d:+.4f}" for d in diffs) + f"; mean {statistics.mean(diffs):+.4f} nats/dim")
+    if args.compile:
+        print(f"compiled over eager (both split, bf16): {statistics.mean(rates[2]) / statistics.mean(rates[1]):.2f}x")
     if args.seeds > 1:
         print("seed-to-seed spread (standard deviation) of the NLL: "
               + ", ".join(f"{name.split(',')[0]} {statistics.stdev(v):.4f}" for (name, *_), v in zip(ways, nlls)))
