@@ -35,7 +35,13 @@ def test_each_shipped_model_loads_agrees_with_its_facts_and_samples(stem):
 
 def test_shipped_pairs_cover_the_reference_and_the_new_models():
     assert {"pixelcnn_shapes", "pixelcnn_mnist", "pixelrcnn_color_shapes", "pixelrcnn_color_mnist",
-            "pixelrcnn_ar_color_shapes", "pixelrcnn_ar_color_mnist", "gated_mnist", "gated_cond_mnist"} <= set(SHIPPED)
+            "pixelrcnn_ar_color_shapes", "pixelrcnn_ar_color_mnist", "gated_color_shapes", "gated_mnist", "gated_cond_mnist"} <= set(SHIPPED)
+
+
+def test_gated_beats_autoregressive_pixelrcnn_on_colour_shapes():
+    test, _ = datasets.load("color_shapes", "test")
+    gated, ar = (nll(pixelcnn.load(m, "color_shapes", weights.WEIGHTS_DIR), test[:500]) for m in ("gated", "pixelrcnn_ar"))
+    assert gated < ar
 
 
 @pytest.mark.parametrize("dataset", ["color_shapes", "color_mnist"])
