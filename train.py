@@ -57,7 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
     p.add_argument("--compile", action="store_true",
                    help="compile the training step's model with torch.compile: under a minute to start, "
-                        "then a few percent faster for gated on 2 CPU cores (python -m pixelcnn.bench_train "
+                        "then 3-10%% faster for gated on 2 CPU cores (python -m pixelcnn.bench_train "
                         "--model gated --compile measures it)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
