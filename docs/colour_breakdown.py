@@ -41,7 +41,9 @@ def main(argv=None):
     p.add_argument("--data-dir", default=None)
     args = p.parse_args(argv)
     names = ("first pixel", "first foreground pixel", "other foreground", "other background", "total")
-    print(f"{'':<34}" + "".join(f"{n:>24}" for n in names))
+    widths = [len(n) + 2 for n in names]
+    row = lambda label, cells: print(f"{label:<32}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)))  # noqa: E731
+    row("", names)
     for binary in ("shapes", "mnist"):
         colour = "color_" + binary
         xb, _ = datasets.load(binary, "test", args.data_dir)
@@ -51,8 +53,8 @@ def main(argv=None):
         b = parts(pixelcnn.load("pixelcnn", binary), xb, ink)
         c = parts(pixelcnn.load("pixelrcnn_ar", colour), xc, ink)
         for name, v in ((f"pixelcnn on {binary}", b), (f"pixelrcnn_ar on {colour}", c)):
-            print(f"{name:<34}" + "".join(f"{float(t):24.2f}" for t in [*v, sum(v)]))
-        print(f"{'  extra in colour':<34}" + "".join(f"{float(y - x):+24.2f}" for x, y in zip([*b, sum(b)], [*c, sum(c)])))
+            row(name, [f"{float(t):.2f}" for t in [*v, sum(v)]])
+        row("  extra in colour", [f"{float(y - x):+.2f}" for x, y in zip([*b, sum(b)], [*c, sum(c)])])
     print(f"for comparison: log 64 = {math.log(64):.2f}, log 63 = {math.log(63):.2f} nats")
 
 
