@@ -1,4 +1,5 @@
 """The benchmarks run and print their side-by-side figures (tiny sizes: no timings are checked)."""
+import math
 import re
 
 from pixelcnn import bench_train
@@ -10,3 +11,15 @@ def test_the_training_benchmark_prints_each_way_and_its_ratio(capsys):
     assert len(re.findall(r"^seed 0 .* images/s .* test NLL after 5 steps: \d\.\d{4} nats/dim$", out, re.M)) == 3
     assert len(re.findall(r"speed-up \d+\.\d\dx over fp32", out)) == 2
     assert re.search(r"compiled over eager \(both split, bf16\): \d+\.\d\dx", out)
+
+
+def test_the_colour_breakdown_adds_up(capsys):
+    import runpy
+    from conftest import REPO
+    runpy.run_path(str(REPO / "docs" / "colour_breakdown.py"), run_name="breakdown")["main"](["--images", "4"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 8 and lines[0].split()[:2] == ["first", "pixel"]
+    for line in lines[1:7]:
+        *parts, total = (float(v) for v in line.split()[-5:])
+        assert abs(sum(parts) - total) < 0.02, line
+    assert abs(float(lines[2].split()[-5]) - math.log(64)) < 0.05  # the background: one of 64 colours
