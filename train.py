@@ -70,7 +70,10 @@ def parse_args(argv=None):
                    help="upload the weights, facts, samples and a model card to this Hugging Face Hub repo")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override the model config, e.g. --set filters=32 layers=3 split=false")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.eval_every < 1:
+        p.error(f"--eval-every must be at least 1, got {args.eval_every}")
+    return args
 
 
 def overrides(pairs):

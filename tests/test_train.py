@@ -204,7 +204,8 @@ def test_a_full_disk_stops_with_a_message_and_leaves_the_earlier_files_intact(tr
     assert files(out, ck) == kept  # and no .part file is left behind
 
 
-@pytest.mark.parametrize("args", [["--epochs", "many"], ["--model", "resnet"], ["--dataset", "cifar"], ["--frobnicate"]])
+@pytest.mark.parametrize("args", [["--epochs", "many"], ["--model", "resnet"], ["--dataset", "cifar"], ["--frobnicate"],
+                                  ["--eval-every", "0"]])
 def test_a_bad_flag_stops_before_touching_anything(trained, tmp_path, args, capsys):
     out, ck = copy_run(trained, tmp_path)
     kept = files(out, ck)
