@@ -10,7 +10,7 @@ For each seed all start from the same initial weights, see the same batches and 
 train.py's learning-rate schedule (warm-up, cosine to 0 at the last step); each then
 reports its test NLL on the first 2,000 MNIST test images (--test-images; in fp32). Different seeds give
 the run-to-run spread that an NLL difference between the ways is measured against.
-Images/s leave out the first 3 steps (warm-up, and compiling).
+Images/s leave out the first WARM = 3 steps (warm-up, and compiling).
 """
 import argparse
 import statistics
@@ -25,12 +25,15 @@ from pixelcnn.evaluate import nll
 from pixelcnn.schedule import lr_at
 
 
-def train(net, data, steps, batch_size, bf16, compile=False, lr=2e-3, warm=3):
+WARM = 3  # steps left out of the timing: warm-up, and compiling
+
+
+def train(net, data, steps, batch_size, bf16, compile=False, lr=2e-3):
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     model = torch.compile(net) if compile else net
     for s in range(steps):
-        if s == warm:
+        if s == WARM:
             t = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(s, steps, lr, warmup=min(200, steps // 4))
@@ -41,7 +44,7 @@ def train(net, data, steps, batch_size, bf16, compile=False, lr=2e-3, warm=3):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (steps - warm) * batch_size / (time.perf_counter() - t)
+    return (steps - WARM) * batch_size / (time.perf_counter() - t)
 
 
 def main(argv=None):
@@ -54,25 +57,26 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true", help="add a third way: ours, through torch.compile")
     p.add_argument("--test-images", type=int, default=2000, help="evaluate on the first N test images")
     args = p.parse_args(argv)
-    if args.steps <= 3:
-        p.error("--steps must be more than the 3 warm-up steps")
+    if args.steps <= WARM:
+        p.error(f"--steps must be more than the {WARM} warm-up steps")
     train_x, _ = datasets.load("mnist", "train", args.data_dir)
     test_x, _ = datasets.load("mnist", "test", args.data_dir)
-    ways = [("plain 7x7 masked, fp32" if args.model == "pixelcnn" else "fp32", False, False, torch.contiguous_format),
-            ("split, bf16, channels-last", True, True, torch.channels_last)]
+    # (name, split, bf16, memory format, compiled)
+    ways = [("plain 7x7 masked, fp32" if args.model == "pixelcnn" else "fp32", False, False, torch.contiguous_format, False),
+            ("split, bf16, channels-last", True, True, torch.channels_last, False)]
     if args.compile:
-        ways.append(("split, bf16, channels-last, compiled", True, True, torch.channels_last))
+        ways.append(("split, bf16, channels-last, compiled", True, True, torch.channels_last, True))
     rates, nlls = ([[] for _ in ways] for _ in range(2))
     for seed in range(args.seeds):
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
         data = train_x[perm[:args.steps * args.batch_size]]
         torch.manual_seed(seed)
         init = pixelcnn.build(args.model, "mnist").state_dict()
-        for k, (name, split, bf16, fmt) in enumerate(ways):
+        for k, (name, split, bf16, fmt, compiled) in enumerate(ways):
             net = pixelcnn.build(args.model, "mnist", split=split)
             net.load_state_dict(init)
             net = net.to(memory_format=fmt)
-            rates[k].append(train(net, data, args.steps, args.batch_size, bf16, compile="compiled" in name))
+            rates[k].append(train(net, data, args.steps, args.batch_size, bf16, compile=compiled))
             nlls[k].append(nll(net, test_x[:args.test_images]))
             print(f"seed {seed}  {name:<36} {rates[k][-1]:8.1f} images/s   "
                   f"test NLL after {args.steps} steps: {nlls[k][-1]:.4f} nats/dim", flush=True)
