@@ -1,10 +1,11 @@
 """Train a PixelCNN-family model on one dataset; write its weights, a sample grid and a loss curve.
 
-    python train.py --model pixelcnn --dataset mnist --data-dir ../shared/data
+    python train.py --model pixelcnn --dataset mnist --data-dir ../shared/data --out runs
 
 Checkpoints are written atomically every few hundred steps, at each epoch's end and on
 Ctrl-C or SIGTERM (`kill`, a job scheduler, a Space restarting); --resume continues from
-the last one. The weights in --out are replaced only by finite weights with a better test NLL.
+the last one. The weights in --out are replaced only by finite weights with a better test NLL,
+and a fresh run stops where this pair's weights or checkpoint exist, unless --overwrite.
 
 Past one process, with DistributedDataParallel (NCCL on GPUs, gloo on CPUs):
 
@@ -54,10 +55,13 @@ def parse_args(argv=None):
                    help="evaluate the test NLL after every Nth epoch and after the last (default 1)")
     p.add_argument("--checkpoint-every", type=int, default=300, help="steps between checkpoints (default 300)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh even where this pair's checkpoint or weights exist, replacing them "
+                        "(without it, such a run stops before touching them)")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="train in fp32 instead of bf16 autocast")
     p.add_argument("--compile", action="store_true",
                    help="compile the training step's model with torch.compile: under a minute to start, "
-                        "then 3-10%% faster for gated on 2 CPU cores (python -m pixelcnn.bench_train "
+                        "then about 10%% faster for gated on 2 CPU cores (python -m pixelcnn.bench_train "
                         "--model gated --compile measures it)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -154,6 +158,13 @@ def run(args, rank, world, device):
     say = print if lead else (lambda *a, **k: None)
     if args.batch_size % world:
         sys.exit(f"error: --batch-size {args.batch_size} does not split evenly across {world} processes")
+    name = f"{args.model}_{args.dataset}"
+    out, ckdir = Path(args.out), Path(args.checkpoint_dir)
+    ckpt_path = ckdir / f"{name}.pt"
+    there = [str(f) for f in (ckpt_path, out / f"{name}.safetensors") if f.exists()]
+    if there and not (args.resume or args.overwrite):  # a fresh run would replace them at its first save
+        sys.exit(f"error: {' and '.join(there)} already exist: --resume continues that run, --overwrite starts "
+                 "afresh and replaces them, --out and --checkpoint-dir write elsewhere")
     if args.download:
         datasets.download_mnist(args.data_dir)
     try:
@@ -171,12 +182,9 @@ def run(args, rank, world, device):
     if args.compile:
         model = torch.compile(model)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    name = f"{args.model}_{args.dataset}"
-    out, ckdir = Path(args.out), Path(args.checkpoint_dir)
     if lead:
         out.mkdir(parents=True, exist_ok=True)
         ckdir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = ckdir / f"{name}.pt"
     step, epoch, offset, history, steps, best = 0, 0, 0, [], [], math.inf
     if args.resume:
         if not ckpt_path.exists():

@@ -139,13 +139,26 @@ def test_a_diverging_run_stops_and_keeps_the_good_weights(trained, tmp_path):
     out, ck = copy_run(trained, tmp_path)
     kept = {p.name: p.read_bytes() for p in [*out.iterdir(), *ck.iterdir()]}
     with pytest.raises(SystemExit, match=r"loss became (nan|inf|-inf)") as stop:
-        run_train([*SHAPES, "--max-steps", "5", "--lr", "1e30", "--warmup", "1"], out, ck)
+        run_train([*SHAPES, "--max-steps", "5", "--lr", "1e30", "--warmup", "1", "--overwrite"], out, ck)
     assert "lower --lr" in str(stop.value)
     assert {p.name: p.read_bytes() for p in [*out.iterdir(), *ck.iterdir()]} == kept
 
 
 def files(*folders):
     return {p.name: p.read_bytes() for folder in folders for p in folder.iterdir()}
+
+
+def test_a_fresh_run_over_an_earlier_one_stops_unless_told_to_overwrite(trained, tmp_path):
+    out, ck = copy_run(trained, tmp_path)
+    kept = files(out, ck)
+    for keep in ([out, tmp_path / "ck0"], [tmp_path / "w0", ck]):  # the weights, or the checkpoint, is there
+        with pytest.raises(SystemExit, match="already exist: --resume continues that run, --overwrite") as stop:
+            run_train([*SHAPES, "--max-steps", "2"], *keep)
+        assert str(out if keep[0] == out else ck) in str(stop.value)
+    assert files(out, ck) == kept and not (tmp_path / "w0").exists() and not (tmp_path / "ck0").exists()
+    run_train([*SHAPES, "--max-steps", "2", "--overwrite"], out, ck)
+    assert torch.load(ck / f"{NAME}.pt", weights_only=True)["step"] == 2
+    assert files(out, ck) != kept
 
 
 def test_an_interrupt_writes_a_checkpoint_keeps_the_weights_and_resumes(trained, tmp_path, monkeypatch):
@@ -245,7 +258,7 @@ def test_missing_mnist_stops_with_a_hint(tmp_path):
 def test_help_mentions_every_flag():
     flags = set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"', (REPO / "train.py").read_text()))
     assert {"--model", "--dataset", "--epochs", "--batch-size", "--lr", "--warmup", "--data-dir", "--download",
-            "--out", "--checkpoint-dir", "--checkpoint-every", "--resume", "--no-bf16", "--threads", "--device",
+            "--out", "--checkpoint-dir", "--checkpoint-every", "--resume", "--overwrite", "--no-bf16", "--threads", "--device",
             "--seed", "--max-steps", "--train-limit", "--test-limit", "--samples", "--set"} <= flags
     result = subprocess.run([sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
