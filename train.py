@@ -160,8 +160,8 @@ def run(args, rank, world, device):
         sys.exit(f"error: --batch-size {args.batch_size} does not split evenly across {world} processes")
     name = f"{args.model}_{args.dataset}"
     out, ckdir = Path(args.out), Path(args.checkpoint_dir)
-    ckpt_path = ckdir / f"{name}.pt"
-    there = [str(f) for f in (ckpt_path, out / f"{name}.safetensors") if f.exists()]
+    ckpt_path, weights_file = ckdir / f"{name}.pt", weights.weights_path(args.model, args.dataset, out)
+    there = [str(f) for f in (ckpt_path, weights_file) if f.exists()]
     if there and not (args.resume or args.overwrite):  # a fresh run would replace them at its first save
         sys.exit(f"error: {' and '.join(there)} already exist: --resume continues that run, --overwrite starts "
                  "afresh and replaces them, --out and --checkpoint-dir write elsewhere")
@@ -276,7 +276,7 @@ def run(args, rank, world, device):
         sys.exit(f"error: could not write ({e}); the last checkpoint and weights written are intact")
     if not lead:
         return
-    if history and not (out / f"{name}.safetensors").exists():  # resumed a run that had finished elsewhere
+    if history and not weights_file.exists():  # resumed a run that had finished elsewhere
         write_weights(net, out, name, args, history)
     plot_curve(history, steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
     if args.samples:

@@ -137,11 +137,11 @@ def test_resume_without_a_checkpoint_or_with_another_config_stops(trained, tmp_p
 
 def test_a_diverging_run_stops_and_keeps_the_good_weights(trained, tmp_path):
     out, ck = copy_run(trained, tmp_path)
-    kept = {p.name: p.read_bytes() for p in [*out.iterdir(), *ck.iterdir()]}
+    kept = files(out, ck)
     with pytest.raises(SystemExit, match=r"loss became (nan|inf|-inf)") as stop:
         run_train([*SHAPES, "--max-steps", "5", "--lr", "1e30", "--warmup", "1", "--overwrite"], out, ck)
     assert "lower --lr" in str(stop.value)
-    assert {p.name: p.read_bytes() for p in [*out.iterdir(), *ck.iterdir()]} == kept
+    assert files(out, ck) == kept
 
 
 def files(*folders):
@@ -151,10 +151,10 @@ def files(*folders):
 def test_a_fresh_run_over_an_earlier_one_stops_unless_told_to_overwrite(trained, tmp_path):
     out, ck = copy_run(trained, tmp_path)
     kept = files(out, ck)
-    for keep in ([out, tmp_path / "ck0"], [tmp_path / "w0", ck]):  # the weights, or the checkpoint, is there
+    for folders, named in (([out, tmp_path / "ck0"], out), ([tmp_path / "w0", ck], ck)):  # weights, or checkpoint
         with pytest.raises(SystemExit, match="already exist: --resume continues that run, --overwrite") as stop:
-            run_train([*SHAPES, "--max-steps", "2"], *keep)
-        assert str(out if keep[0] == out else ck) in str(stop.value)
+            run_train([*SHAPES, "--max-steps", "2"], *folders)
+        assert str(named) in str(stop.value)
     assert files(out, ck) == kept and not (tmp_path / "w0").exists() and not (tmp_path / "ck0").exists()
     run_train([*SHAPES, "--max-steps", "2", "--overwrite"], out, ck)
     assert torch.load(ck / f"{NAME}.pt", weights_only=True)["step"] == 2
