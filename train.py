@@ -301,7 +301,7 @@ def write_weights(net, out, name, args, history):
              "test_nats_per_image": h["test_nats_per_image"], "test_bits_per_dim": h["test_nats_per_dim"] / math.log(2),
              "images_per_s": h["images_per_s"], "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "command": args.command,
-             "config": net.config.to_dict()}
+             "config": net.config.to_dict(), "history": history}  # the test curve up to these weights
     if args.dataset in ("shapes", "color_shapes"):
         facts["entropy_bound_nats_per_image"] = datasets.entropy_bound(args.dataset)
     tmp = out / f"{name}.json.part"

@@ -113,7 +113,9 @@ def test_eval_every_evaluates_every_nth_epoch_and_the_last(tmp_path):
     assert [h["epoch"] for h in history] == [2, 3]
     assert (ck["epoch"], ck["step"]) == (3, 6)  # 64 / 32 = 2 steps an epoch, each epoch checkpointed
     best = min(history, key=lambda h: h["test_nats_per_dim"])
-    assert json.loads((tmp_path / "w" / f"{NAME}.json").read_text())["epoch"] == best["epoch"]
+    facts = json.loads((tmp_path / "w" / f"{NAME}.json").read_text())
+    assert facts["epoch"] == best["epoch"]
+    assert facts["history"] == history[:history.index(best) + 1]  # the curve up to the weights written
 
 
 def test_a_compiled_run_learns_what_an_eager_one_does(tmp_path):

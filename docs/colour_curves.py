@@ -1,0 +1,52 @@
+"""The colour models' test curves against issue #4's targets, from the shipped facts files.
+
+    python docs/colour_curves.py   # reads weights/*.json, writes docs/colour_curves.png
+
+Each facts file holds its run's test NLL after every evaluated epoch, up to the shipped weights.
+"""
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from pixelcnn import datasets  # noqa: E402
+
+MODELS = {"pixelrcnn": "PixelRCNN", "pixelrcnn_ar": "PixelRCNN, R→G→B", "gated": "Gated PixelCNN"}
+TARGETS = {"color_shapes": 1.15 * datasets.entropy_bound("color_shapes"), "color_mnist": 69.0}
+
+
+def main(out=ROOT / "docs" / "colour_curves.png"):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for ax, (dataset, target) in zip(axes, TARGETS.items()):
+        best = []
+        for model, label in MODELS.items():
+            path = ROOT / "weights" / f"{model}_{dataset}.json"
+            if not path.exists():
+                continue
+            facts = json.loads(path.read_text())
+            history = facts["history"]
+            ax.plot([h["epoch"] for h in history], [h["test_nats_per_image"] for h in history], "o-", ms=3,
+                    label=f"{label}: {facts['test_nats_per_image']:.2f}")
+            best.append(facts["test_nats_per_image"])
+        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:.1f}")
+        low = target
+        if dataset == "color_shapes":
+            low = datasets.entropy_bound(dataset)
+            ax.axhline(low, color="k", ls=":", lw=1, label=f"entropy bound {low:.2f}")
+        ax.set_ylim(0.8 * low, 1.3 * max(best))  # the first epochs' NLL dwarfs the rest
+        ax.set(title=dataset, xlabel="epoch", ylabel="test NLL (nats/image)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
