@@ -294,7 +294,7 @@ def write_weights(net, out, name, args, history):
     if not all(torch.isfinite(p).all() for p in net.state_dict().values() if p.is_floating_point()):
         print("warning: non-finite weights, not written")
         return
-    weights.save(net, out / f"{name}.safetensors")
+    weights.save(net, weights.weights_path(args.model, args.dataset, out))
     h = history[-1]
     facts = {"model": args.model, "dataset": args.dataset, "epoch": h["epoch"], "epochs": args.epochs,
              "step": h["step"], "test_nats_per_dim": h["test_nats_per_dim"],
