@@ -68,6 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for quick runs)")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--train-images", type=int, default=None,
+                   help="shapes and color_shapes: generate N training images (default 10,000)")
     p.add_argument("--test-limit", type=int, default=None, help="evaluate on only the first N test images")
     p.add_argument("--samples", type=int, default=16, help="images in the sample grid (0: none)")
     p.add_argument("--push-to-hub", metavar="REPO", default=None,
@@ -168,7 +170,7 @@ def run(args, rank, world, device):
     if args.download:
         datasets.download_mnist(args.data_dir)
     try:
-        train_x, train_y = datasets.load(args.dataset, "train", args.data_dir)
+        train_x, train_y = datasets.load(args.dataset, "train", args.data_dir, count=args.train_images)
         test_x, test_y = datasets.load(args.dataset, "test", args.data_dir)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")

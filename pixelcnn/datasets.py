@@ -62,14 +62,20 @@ def classes_of(name):
     return len(class_names(name))
 
 
-def load(name, split="train", data_dir=None):
-    """Images as a uint8 tensor (N, C, H, W) of levels, and int64 labels (N,)."""
+def load(name, split="train", data_dir=None, count=None):
+    """Images as a uint8 tensor (N, C, H, W) of levels, and int64 labels (N,).
+    `count`: how many images the procedural datasets generate (default 10,000 train,
+    2,000 test); a set of any size is drawn from the same generator."""
     shape_of(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
     base = name.removeprefix("color_")
     if base == "shapes":
-        images, labels = _shapes(split)
+        if count is not None and count < 1:
+            raise ValueError(f"count must be at least 1, not {count}")
+        images, labels = _shapes(split, count or _COUNTS[split])
+    elif count is not None:
+        raise ValueError(f"{name} is a fixed dataset: count applies only to shapes and color_shapes")
     else:
         images, labels = _mnist(split, str(mnist_dir(data_dir)))
     images = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W), 0/1
@@ -153,10 +159,9 @@ def draw_shape(kind, params):
 
 
 @lru_cache(maxsize=None)
-def _shapes(split):
+def _shapes(split, n):
     rng = np.random.default_rng(_SEEDS[split])
     tuples = _shape_tuples()
-    n = _COUNTS[split]
     kinds = rng.integers(0, len(SHAPE_TYPES), n)
     images = np.empty((n, SIZE, SIZE), np.uint8)
     for i, k in enumerate(kinds):

@@ -96,6 +96,20 @@ def test_entropy_bound():
             datasets.entropy_bound(name)
 
 
+def test_procedural_sets_of_any_size_come_from_the_same_generator():
+    big, labels = datasets.load("color_shapes", "train", count=30_000)
+    assert big.shape == (30_000, 3, 20, 20) and big.max() == 3
+    assert torch.equal(big, datasets.load("color_shapes", "train", count=30_000)[0])  # deterministic
+    distinct = lambda x: len({bytes(im.flatten().tolist()) for im in x})  # noqa: E731
+    assert distinct(big) > 2.9 * distinct(datasets.load("color_shapes", "train")[0])  # new images, not repeats
+    share = torch.bincount(labels, minlength=5) / len(labels)
+    assert torch.allclose(share, torch.full((5,), 0.2), atol=0.01)  # shape types uniform, as the bound assumes
+    with pytest.raises(ValueError, match="fixed dataset"):
+        datasets.load("mnist", "train", count=100)
+    with pytest.raises(ValueError, match="at least 1"):
+        datasets.load("shapes", "train", count=0)
+
+
 def test_unknown_dataset_or_split_is_rejected():
     with pytest.raises(ValueError, match="unknown dataset"):
         datasets.load("cifar10")

@@ -106,6 +106,13 @@ def test_a_conditional_model_trains_on_its_labels(tmp_path):
         nll(net, test[:8])
 
 
+def test_train_images_sets_how_many_shapes_an_epoch_generates(tmp_path):
+    run_train([*SHAPES, "--train-images", "96", "--epochs", "1"], tmp_path / "w", tmp_path / "ck")
+    assert torch.load(tmp_path / "ck" / f"{NAME}.pt", weights_only=True)["step"] == 3  # 96 / 32 images a step
+    with pytest.raises(SystemExit, match="fixed dataset"):
+        run_train([*SHAPES[:2], "--dataset", "mnist", *SHAPES[4:], "--train-images", "96"], tmp_path / "m", tmp_path / "mc")
+
+
 def test_eval_every_evaluates_every_nth_epoch_and_the_last(tmp_path):
     run_train([*SHAPES, "--train-limit", "64", "--epochs", "3", "--eval-every", "2"], tmp_path / "w", tmp_path / "ck")
     ck = torch.load(tmp_path / "ck" / f"{NAME}.pt", weights_only=True)
