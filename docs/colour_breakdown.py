@@ -7,7 +7,8 @@ colour per image, so the colour model could in principle pay the binary model's 
 log 64 for the first pixel's colour and log 63 for the first foreground pixel's. This
 prints, per pair, the mean nats per image each model pays at the first pixel, at the first
 foreground pixel, and at the other foreground and background pixels (binary masks from the
-binary images; `pixelrcnn_ar` for colour, `pixelcnn` for binary; the shipped weights).
+binary images; `pixelrcnn_ar` and, where shipped, `gated` for colour, `pixelcnn` for binary;
+the shipped weights).
 """
 import argparse
 import math
@@ -18,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pixelcnn  # noqa: E402
-from pixelcnn import datasets  # noqa: E402
+from pixelcnn import datasets, weights  # noqa: E402
 
 
 def parts(net, x, ink):
@@ -51,10 +52,13 @@ def main(argv=None):
         xb, xc = xb[:args.images], xc[:args.images]
         ink = xb[:, 0].bool()
         b = parts(pixelcnn.load("pixelcnn", binary), xb, ink)
-        c = parts(pixelcnn.load("pixelrcnn_ar", colour), xc, ink)
-        for name, v in ((f"pixelcnn on {binary}", b), (f"pixelrcnn_ar on {colour}", c)):
-            row(name, [f"{float(t):.2f}" for t in [*v, sum(v)]])
-        row("  extra in colour", [f"{float(y - x):+.2f}" for x, y in zip([*b, sum(b)], [*c, sum(c)])])
+        row(f"pixelcnn on {binary}", [f"{float(t):.2f}" for t in [*b, sum(b)]])
+        for model in ("pixelrcnn_ar", "gated"):
+            if not weights.weights_path(model, colour).exists():
+                continue
+            c = parts(pixelcnn.load(model, colour), xc, ink)
+            row(f"{model} on {colour}", [f"{float(t):.2f}" for t in [*c, sum(c)]])
+            row("  extra in colour", [f"{float(y - x):+.2f}" for x, y in zip([*b, sum(b)], [*c, sum(c)])])
     print(f"for comparison: log 64 = {math.log(64):.2f}, log 63 = {math.log(63):.2f} nats")
 
 

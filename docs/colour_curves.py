@@ -31,7 +31,7 @@ def main(out=ROOT / "docs" / "colour_curves.png"):
                 continue
             facts = json.loads(path.read_text())
             history = facts["history"]
-            ax.plot([h["epoch"] for h in history], [h["test_nats_per_image"] for h in history], "o-", ms=3,
+            ax.plot([h["step"] for h in history], [h["test_nats_per_image"] for h in history], "o-", ms=3,
                     label=f"{label}: {facts['test_nats_per_image']:.2f}")
             best.append(facts["test_nats_per_image"])
         ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:.1f}")
@@ -40,7 +40,7 @@ def main(out=ROOT / "docs" / "colour_curves.png"):
             low = datasets.entropy_bound(dataset)
             ax.axhline(low, color="k", ls=":", lw=1, label=f"entropy bound {low:.2f}")
         ax.set_ylim(0.8 * low, 1.3 * max(best))  # the first epochs' NLL dwarfs the rest
-        ax.set(title=dataset, xlabel="epoch", ylabel="test NLL (nats/image)")
+        ax.set(title=dataset, xlabel="training step (64 images)", ylabel="test NLL (nats/image)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
