@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from pixelcnn import datasets  # noqa: E402
+from pixelcnn import datasets, weights  # noqa: E402
 
 MODELS = {"pixelrcnn": "PixelRCNN", "pixelrcnn_ar": "PixelRCNN, R→G→B", "gated": "Gated PixelCNN"}
 TARGETS = {"color_shapes": 1.15 * datasets.entropy_bound("color_shapes"), "color_mnist": 69.0}
@@ -26,7 +26,7 @@ def main(out=ROOT / "docs" / "colour_curves.png"):
     for ax, (dataset, target) in zip(axes, TARGETS.items()):
         best = []
         for model, label in MODELS.items():
-            path = ROOT / "weights" / f"{model}_{dataset}.json"
+            path = weights.weights_path(model, dataset).with_suffix(".json")
             if not path.exists():
                 continue
             facts = json.loads(path.read_text())
