@@ -18,18 +18,13 @@ def influence(net, x, i, j, label=None):
         raise ValueError(f"pixel ({i}, {j}) is outside the {H}x{W} image")
     x = net.check_levels(x if x.dim() == 4 else x.unsqueeze(0))[:1].to(net.device)
     label = net.check_label(label, 1)
-    was = net.training
-    net.eval()
-    try:
+    with net.evaluating(), torch.enable_grad():
         h = net.inputs(x).detach().requires_grad_(True)
-        with torch.enable_grad():
-            out = net.net_forward(h, label)
-            # A fixed +-1 weighting of the logits: a plain sum could cancel (softmax shift).
-            signs = torch.ones(out.shape[1], dtype=out.dtype, device=out.device)
-            signs[1::2] = -1
-            (out[0, :, i, j] * signs).sum().backward()
-    finally:
-        net.train(was)
+        out = net.net_forward(h, label)
+        # A fixed +-1 weighting of the logits: a plain sum could cancel (softmax shift).
+        signs = torch.ones(out.shape[1], dtype=out.dtype, device=out.device)
+        signs[1::2] = -1
+        (out[0, :, i, j] * signs).sum().backward()
     return h.grad[0].abs().sum(dim=0).float().cpu()
 
 

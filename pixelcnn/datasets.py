@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import files
+
 NAMES = ("shapes", "mnist", "color_shapes", "color_mnist")
 SPLITS = ("train", "test")
 COLOR_LEVELS = 4
@@ -234,9 +236,7 @@ def download_mnist(data_dir=None):
             except Exception as e:  # try the next mirror
                 print(f"could not fetch {name} from {mirror}: {e}")
                 continue
-            tmp = folder / f"{name}.gz.part"
-            tmp.write_bytes(data)
-            tmp.replace(folder / f"{name}.gz")
+            files.write_atomic(folder / f"{name}.gz", lambda tmp: tmp.write_bytes(data))
             break
         else:
             raise RuntimeError(f"could not download {name} from any mirror")

@@ -3,14 +3,13 @@
     python -m pixelcnn.evaluate --model pixelcnn --dataset mnist --data-dir ../shared/data
 """
 import argparse
-import json
 import math
 
 import torch
 import torch.nn.functional as F
 
 import pixelcnn
-from pixelcnn import datasets, weights
+from pixelcnn import datasets, files, weights
 
 
 @torch.no_grad()
@@ -19,14 +18,12 @@ def nll(net, data, labels=None, batch_size=500):
     class-conditional model is given the true `labels`."""
     if net.config.classes and labels is None:
         raise ValueError(f"{net.config.model} is class-conditional: give the labels")
-    was = net.training
-    net.eval()
     total = 0.0
-    for k in range(0, len(data), batch_size):
-        x = data[k:k + batch_size].to(net.device).long()
-        label = labels[k:k + batch_size].to(net.device) if net.config.classes else None
-        total += F.cross_entropy(net(x, label).float(), x, reduction="sum").item()
-    net.train(was)
+    with net.evaluating():
+        for k in range(0, len(data), batch_size):
+            x = data[k:k + batch_size].to(net.device).long()
+            label = labels[k:k + batch_size].to(net.device) if net.config.classes else None
+            total += F.cross_entropy(net(x, label).float(), x, reduction="sum").item()
     return total / data.numel()
 
 
@@ -60,14 +57,13 @@ def main(argv=None):
     if args.dataset in ("shapes", "color_shapes"):
         bound = datasets.entropy_bound(args.dataset)
         print(f"entropy bound {bound:.2f} nats/image: NLL / bound = {d * dims / bound:.3f}")
-    facts = weights.weights_path(args.model, args.dataset, args.weights_dir).with_suffix(".json")
-    if facts.exists():
-        print(f"train.py recorded {json.loads(facts.read_text())['test_nats_per_dim']:.4f} nats/dim")
-        if args.update_facts:
-            known = json.loads(facts.read_text())
-            known["test_bits_per_dim_percentiles"] = bits_range(net, test[:RANGE_IMAGES], labels[:RANGE_IMAGES])
-            facts.write_text(json.dumps(known, indent=2) + "\n")
-            print(f"wrote the bits/dim percentiles into {facts}")
+    path = weights.weights_path(args.model, args.dataset, args.weights_dir)
+    facts = files.read_facts(path)
+    if "test_nats_per_dim" in facts:
+        print(f"train.py recorded {facts['test_nats_per_dim']:.4f} nats/dim")
+    if args.update_facts:
+        facts["test_bits_per_dim_percentiles"] = bits_range(net, test[:RANGE_IMAGES], labels[:RANGE_IMAGES])
+        print(f"wrote the bits/dim percentiles into {files.write_facts(path, facts)}")
     return d
 
 

@@ -3,6 +3,7 @@
 Every model maps integer levels (B, C, H, W) to logits (B, K, C, H, W): for each
 sub-pixel, K unnormalised log-probabilities given the pixels before it in raster order.
 """
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -130,6 +131,16 @@ class AutoregressiveModel(nn.Module):
             onehot = F.one_hot(x, self.levels).permute(0, 1, 4, 2, 3)
             return onehot.reshape(b, c * self.levels, h, w).to(self.dtype)
         return x.to(self.dtype) / (self.levels - 1)
+
+    @contextmanager
+    def evaluating(self):
+        """Eval mode for the `with` block, then the mode it was in (training or not)."""
+        was = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was)
 
     @property
     def dtype(self):

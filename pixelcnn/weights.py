@@ -8,6 +8,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, safe_open
 
+from . import files
+
 FORMAT = "pixelcnn-studio/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 HUB_REPO_ENV = "PIXELCNN_HUB_REPO"
@@ -65,14 +67,12 @@ def save(net, path, dtype=torch.float16):
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu()
              for k, v in net.state_dict().items()}
     meta = {"format": FORMAT, "config": json.dumps(net.config.to_dict())}
-    tmp = path.with_suffix(path.suffix + ".part")
-    try:
+
+    def write(tmp):
         save_file(state, str(tmp), metadata=meta)
-    except BaseException:  # a full disk, an interrupt: keep the old file, drop the half-written one
-        tmp.unlink(missing_ok=True)
-        raise
-    os.chmod(tmp, 0o644)  # safetensors writes 0600: an app running as another user could not read it
-    os.replace(tmp, path)
+        os.chmod(tmp, 0o644)  # safetensors writes 0600: an app running as another user could not read it
+
+    files.write_atomic(path, write)
 
 
 def read(path):
@@ -112,8 +112,8 @@ def push(model, dataset, repo, weights_dir=None, api=None):
         raise FileNotFoundError(f"no weights to push at {path}: train them first")
     read(path)  # a valid weights file, or a ValueError before anything is uploaded
     stem = path.with_suffix("")
-    files = [p for p in (path, stem.with_suffix(".json"), Path(f"{stem}_samples.png")) if p.exists()]
-    ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in files]
+    found = [p for p in (path, files.facts_path(path), Path(f"{stem}_samples.png")) if p.exists()]
+    ops = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in found]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(path.parent).encode()))
     api = api or HfApi()
     api.create_repo(repo, exist_ok=True)
@@ -123,8 +123,8 @@ def push(model, dataset, repo, weights_dir=None, api=None):
 def model_card(folder):
     """A Hub model card for the weights in `folder`: one row per pair, from its facts file."""
     rows = []
-    for facts_path in sorted(Path(folder).glob("*.json")):
-        f = json.loads(facts_path.read_text())
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        f = files.read_facts(path)
         if not {"model", "dataset", "test_nats_per_image"} <= f.keys():
             continue
         name = f"{f['model']}_{f['dataset']}"
