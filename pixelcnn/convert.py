@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 4096 * 4096  # larger uploads are refused before they are decoded
 MAX_SIDE = 16384
 THRESHOLD = 0.4  # area-averaged ink above this is a pixel of ink; lower than 0.5 keeps thin strokes
+COLOUR_SPREAD = 40  # channels further apart than this (of 255) are a colour: a tinted scan of ink is still grey
 
 
 def open_image(path):
@@ -36,6 +37,21 @@ def open_image(path):
         return on_white(img)
     except (OSError, ValueError, SyntaxError) as e:
         raise ValueError("That image file is damaged and cannot be read.") from e
+
+
+def uploaded(value, what):
+    """An RGB PIL image from what the app's page sent for an image or a drawing (`what`): a
+    path, {"path": ...}, or a drawing's {"composite": ..., "layers": [...]}. (The app's events
+    skip Gradio's preprocessing so that a bad file earns a clear message, not a generic error.)"""
+    if isinstance(value, dict) and "layers" in value:  # a drawing: its composite, else its first layer
+        value = value.get("composite") or next((x for x in value.get("layers") or [] if x), None)
+        if value is None:
+            raise ValueError("The canvas is empty: draw something first (black on white).")
+    path = value.get("path") if isinstance(value, dict) else value
+    if not path:
+        raise ValueError("The canvas is empty: draw something first (black on white)." if what == "drawing"
+                         else "No image yet: upload one or pick an example.")
+    return open_image(path)
 
 
 def on_white(img):
@@ -126,6 +142,11 @@ def image_to_levels(img, channels, height, width, levels):
     img = img.crop(((w0 - side) // 2, (h0 - side) // 2, (w0 - side) // 2 + side, (h0 - side) // 2 + side))
     rgb = np.asarray(img.resize((width, height), Image.Resampling.BOX), np.float64)
     return np.rint(rgb * (levels - 1) / 255).astype(np.uint8).transpose(2, 0, 1)[:channels]
+
+
+def is_colour(img):
+    """Whether a PIL image has colour somewhere, not only greys."""
+    return bool(np.ptp(np.asarray(on_white(img), np.int16), axis=2).max() > COLOUR_SPREAD)
 
 
 def last_ink_row(x):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import pixelcnn
 from pixelcnn import datasets, files, weights
+from pixelcnn.analysis import bits_per_dim
 
 
 @torch.no_grad()
@@ -33,9 +34,20 @@ RANGE_IMAGES = 500  # the first test images whose bits/dim give the range a draw
 
 def bits_range(net, data, labels=None):
     """{percentile: bits/dim} of the images' own bits/dim (the app's "range on test images")."""
-    from .analysis import bits_per_dim
     bpd = bits_per_dim(net, data, labels if net.config.classes else None).double()
     return {str(p): round(torch.quantile(bpd, p / 100).item(), 5) for p in PERCENTILES}
+
+
+def range_on_test_images(net, data_dir=None, weights_dir=None):
+    """bits_range of the first RANGE_IMAGES test images (with their true labels) from the
+    dataset, else as recorded in the facts file beside the weights (where the dataset cannot
+    be read, as on a Space without MNIST); None if neither."""
+    model, dataset = net.config.model, net.config.dataset
+    try:
+        x, y = datasets.load(dataset, "test", data_dir)
+    except (FileNotFoundError, ValueError):
+        return files.read_facts(weights.weights_path(model, dataset, weights_dir)).get("test_bits_per_dim_percentiles")
+    return bits_range(net, x[:RANGE_IMAGES], y[:RANGE_IMAGES])
 
 
 def main(argv=None):

@@ -70,3 +70,12 @@ def heatmap(values, scale=8, base=None, vmax=None, mark=None, from_white=False, 
     if mark is not None:
         outline(out, *mark, scale, (0, 90, 255))
     return Image.fromarray(out)
+
+
+def log_heatmap(values, decades=4, **options):
+    """heatmap() of non-negative values (H, W) on a log scale: the largest value dark red,
+    `decades` orders of magnitude below it faintly warm (never white), zero not coloured."""
+    v = np.asarray(values, float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # all zero: nothing is coloured
+        t = np.where(v > 0, np.maximum(np.log10(np.maximum(v, 1e-30) / v.max()) + decades, 0.05), 0)
+    return heatmap(t, vmax=decades, **options)

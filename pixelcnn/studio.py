@@ -1,0 +1,305 @@
+"""What the app does, without the page: each of its actions is one call here that takes the
+page's raw inputs and gives back pictures and text. No gradio, so it is tested without a
+server; app.py lays out the page and wires its events to these calls:
+
+    sample(name, n, temperature, seed, klass, show_probs)   yields (grid, next-pixel probabilities)
+    complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass)  yields grids
+    score(name, source, drawing, image, klass)              (heat map, text)
+    see(name, i, j)                                         (picture, PixelCNN's map, Gated PixelCNN's, text)
+
+`name` is "model/dataset", e.g. "pixelcnn/mnist". Input that cannot be used raises `Refused`
+(a ValueError) with a message for the person; asides for them go to `tell(level, message)`,
+level "info" or "warning". Randomness comes from the seed given, never the global state.
+"""
+import math
+import time
+from contextlib import closing
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+import pixelcnn
+from pixelcnn import analysis, convert, datasets, evaluate, images
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # test images as PNGs, beside the package
+FRAMES = 36  # pictures streamed while a whole image is drawn
+FRAME_SECONDS = 0.08  # at least this long between them, so that even a fast sampler is seen at work
+WIDTH = 480  # about how wide the grid of samples is drawn, in pixels: crisp, not rescaled by the browser
+COMPLETIONS_WIDTH = 720  # and the row of completions
+MAX_SAMPLES = 16
+COMPLETIONS = 4
+SEE_SCALE = 10  # the heat map and the pictures of "What the model sees": pixels of the image, times this
+DRAW, IMAGE = "Draw", "Image"  # where the picture to complete or score comes from
+
+
+class Refused(ValueError):
+    """Input the app cannot use: the message is for the person who sent it, under `title`."""
+
+    def __init__(self, message, title="Error"):
+        super().__init__(message)
+        self.title = title
+
+
+def ignore(level, message):
+    """The default `tell`: asides go nowhere."""
+
+
+# ---------------------------------------------------------------- models and inputs
+
+def split(name):
+    """"pixelcnn/mnist" -> ("pixelcnn", "mnist")."""
+    model, _, dataset = str(name or "").partition("/")
+    if model not in pixelcnn.MODELS or dataset not in pixelcnn.DATASETS:
+        raise Refused(f"Pick a model first: {name!r} is not a model/dataset pair such as pixelcnn/mnist.")
+    return model, dataset
+
+
+@cache
+def loaded(model, dataset):
+    """The trained model, loaded once for the life of the process (building it draws initial
+    weights from the global generator: put back as it was, for the server's other users)."""
+    with torch.random.fork_rng(devices=[]):
+        return pixelcnn.load(model, dataset)
+
+
+def get_model(name):
+    model, dataset = split(name)
+    try:
+        return loaded(model, dataset)
+    except (FileNotFoundError, ValueError) as e:
+        raise Refused(str(e), title="No weights") from None
+
+
+def is_conditional(model):
+    """Whether the model named `model` (one of pixelcnn.MODELS) draws the class it is asked for."""
+    return pixelcnn.ARCHITECTURES[model][1].get("classes", 0) is None
+
+
+def number(value):
+    """A float from what the page sent, NaN if it is none."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def whole_number(value, low, high, what):
+    v = number(value)
+    if not (math.isfinite(v) and v == int(v) and low <= v <= high):
+        raise Refused(f"The {what} must be a whole number from {low} to {high}, not {value!r}.")
+    return int(v)
+
+
+def temperature_of(value):
+    t = number(value)
+    if not (math.isfinite(t) and 0 < t <= 10):
+        raise Refused("The temperature must be a number above 0 (1 samples the model as trained).")
+    return t
+
+
+def label_of(net, klass):
+    """The class a conditional model is asked for (None for the others)."""
+    classes = net.config.classes
+    return whole_number(klass, 0, classes - 1, "class") if classes else None
+
+
+def given(net, source, drawing, image, whole, tell=ignore):
+    """The picture to complete or score as levels (C, H, W), from the drawing or the image."""
+    c, h, w = net.image_shape
+    try:
+        if source == DRAW:
+            if c != 1:
+                raise ValueError("This model completes colour images: upload one or pick an example.")
+            return convert.drawing_to_levels(np.asarray(convert.uploaded(drawing, "drawing")), h, w, whole=whole)
+        img = convert.uploaded(image, "image")
+        if c == 1 and convert.is_colour(img):
+            tell("info", "This model draws black and white: your colour image was turned into black and white.")
+        return convert.image_to_levels(img, c, h, w, net.levels)
+    except ValueError as e:
+        raise Refused(str(e), title="Cannot use that picture") from None
+
+
+# ---------------------------------------------------------------- the page's controls
+
+def examples(dataset):
+    """The example pictures offered for a dataset's models (paths)."""
+    return sorted(str(p) for p in EXAMPLES.glob(f"{dataset}_*.png"))
+
+
+class Controls(NamedTuple):
+    rows: int  # the image's height: the most rows a completion can keep
+    sources: list  # where the picture to complete can come from: DRAW (binary models only), IMAGE
+    examples: list  # paths of example pictures
+    classes: dict  # the class picker: choices (name, label), value, visible (a class-conditional model)
+
+
+def controls(name):
+    """What the page offers for the model `name` (None: no model)."""
+    model, dataset = split(name) if name else (None, "mnist")
+    c, h, _, _ = datasets.shape_of(dataset)
+    classes = dict(choices=[(n, k) for k, n in enumerate(datasets.class_names(dataset))], value=0,
+                   visible=model is not None and is_conditional(model))
+    return Controls(h, [DRAW, IMAGE] if c == 1 else [IMAGE], examples(dataset) if name else [], classes)
+
+
+# ---------------------------------------------------------------- sampling and completing
+
+def picture(x, levels, nrow, mark=None, known=None, width=WIDTH):
+    """A crisp grid of levels, about `width` pixels wide."""
+    scale = max(3, width // (nrow * (x.shape[-1] + 1) + 1))
+    return images.grid(x, levels, nrow=nrow, scale=scale, mark=mark, known=known)
+
+
+def frames(stream, levels, nrow, known=None, width=WIDTH):
+    """(picture, progress) of a sampler's progress, paced at most one every FRAME_SECONDS, and
+    the finished grid. Closing this generator (Stop, or the browser going away) closes the
+    sampler with it."""
+    with closing(stream):
+        due = time.monotonic()
+        for p in stream:
+            time.sleep(max(0.0, due - time.monotonic()))
+            yield picture(p.images, levels, nrow, None if p.done == p.total else p.position, known, width), p
+            due = time.monotonic() + FRAME_SECONDS
+
+
+def every(net):
+    """Pixels per progress report: FRAMES pictures for a whole image."""
+    _, h, w = net.image_shape
+    return max(1, h * w // FRAMES)
+
+
+def next_pixel(probs, net):
+    """The first image's distribution for the pixel just drawn, as {outcome: probability}."""
+    p = probs[0]  # (K, C)
+    if net.image_shape[0] == 1:
+        return {"ink": float(p[1, 0]), "paper": float(p[0, 0])}
+    return {f"{'RGB'[c]} = {k}": float(p[k, c]) for c in range(p.shape[1]) for k in range(p.shape[0])}
+
+
+def sample(name, n, temperature, seed, klass=0, show_probs=False):
+    """Yield (grid, next-pixel probabilities or None) as n samples (of class `klass`, for a
+    class-conditional model) are drawn; the probabilities, if show_probs, are the first
+    image's at the pixel being drawn."""
+    net = get_model(name)
+    n = whole_number(n, 1, MAX_SAMPLES, "number of samples")
+    seed = whole_number(seed, 0, 2**63 - 1, "seed")
+    stream = net.sample_stream(n, seed=seed, temperature=temperature_of(temperature), every=every(net),
+                               label=label_of(net, klass))
+    with closing(frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))) as pictures:
+        for pic, p in pictures:
+            yield pic, next_pixel(p.probs, net) if show_probs and p.probs is not None else None
+
+
+def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore):
+    """Keep the top `keep_rows` rows of the picture (keep_drawn: every row down to the last
+    one with ink) and yield COMPLETIONS completions of the rest side by side as they form,
+    the kept part tinted blue."""
+    net = get_model(name)
+    _, h, w = net.image_shape
+    temperature = temperature_of(temperature)
+    seed = whole_number(seed, 0, 2**63 - 1, "seed")
+    x = given(net, source, drawing, image, whole=not keep_drawn, tell=tell)
+    if keep_drawn:
+        rows = convert.last_ink_row(x) + 1
+        if rows == 0:
+            raise Refused("There is nothing drawn to keep.")
+    else:
+        rows = whole_number(keep_rows, 0, h, "number of rows to keep")
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    mask[:rows] = True
+    prefix = torch.from_numpy(x).long()
+    if rows == h:
+        tell("warning", "Every row is kept, so there is nothing left to complete: keep fewer rows.")
+        yield picture(prefix.expand(COMPLETIONS, -1, -1, -1), net.levels, COMPLETIONS, known=mask,
+                      width=COMPLETIONS_WIDTH)
+        return
+    stream = net.sample_stream(COMPLETIONS, seed=seed, temperature=temperature, every=every(net),
+                               prefix=prefix, prefix_mask=mask, label=label_of(net, klass))
+    with closing(frames(stream, net.levels, COMPLETIONS, known=mask, width=COMPLETIONS_WIDTH)) as pictures:
+        for pic, _ in pictures:
+            yield pic
+
+
+# ---------------------------------------------------------------- how likely, and what the model sees
+
+@cache
+def range_on_test_images(name):
+    """evaluate.range_on_test_images of the model `name`, computed once for the life of the process."""
+    return evaluate.range_on_test_images(get_model(name))
+
+
+def score(name, source, drawing, image, klass=0, tell=ignore):
+    """(heat map, Markdown): how likely the model finds the whole picture, in bits/dim beside
+    the range on test images, and the bits each pixel costs."""
+    net = get_model(name)
+    label = label_of(net, klass)
+    x = torch.from_numpy(given(net, source, drawing, image, whole=True, tell=tell)).long()[None]
+    bits = analysis.surprise(net, x, label)[0]
+    bpd = analysis.bits_per_dim(net, x, label).item()
+    text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"
+    text += f", given the class {datasets.class_names(net.config.dataset)[label]})." if label is not None else ")."
+    q = range_on_test_images(name)
+    if q is not None:
+        text += (f"\n\nTest images: {q['5']:.3f} to {q['95']:.3f} bits/dim (5th to 95th percentile), "
+                 f"median {q['50']:.3f}. " + (
+                     "The model finds your picture unusual: it costs more bits than 95% of them." if bpd > q["95"]
+                     else "Your picture is as likely as a typical test image." if bpd >= q["5"]
+                     else "Your picture is more likely than 95% of them: a simple, clean figure."))
+    heat = images.heatmap(bits.numpy(), scale=SEE_SCALE, base=images.to_rgb(x, net.levels)[0], from_white=True)
+    text += f"\n\nThe heat map: each pixel's bits, from white (none) to dark red at {bits.max().item():.1f} bits."
+    return heat, text
+
+
+@cache
+def seeing_model(model, dataset):
+    """(net, trained): the trained model if its weights exist, else a fresh one (seeded, the
+    global random state left as it was): which pixels a prediction can depend on is a
+    property of the architecture."""
+    try:
+        return loaded(model, dataset), True
+    except (FileNotFoundError, ValueError):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return pixelcnn.build(model, dataset).eval(), False
+
+
+def see_image(dataset):
+    """The picture looked at, as levels (C, H, W): the dataset's first example, or a blank one."""
+    c, h, w, k = datasets.shape_of(dataset)
+    found = examples(dataset)
+    if not found:
+        return np.zeros((c, h, w), np.int64)
+    return convert.image_to_levels(convert.open_image(found[0]), c, h, w, k)
+
+
+def see(name, i=None, j=None):
+    """(the picture with pixel (i, j) outlined, PixelCNN's map, Gated PixelCNN's map, Markdown):
+    which pixels each one's prediction at (i, j) depends on, PixelCNN's blind spot in light
+    blue. (i, j) defaults to the centre and is clipped to the image."""
+    _, dataset = split(name)
+    x = torch.from_numpy(see_image(dataset)).long()
+    _, h, w = x.shape
+    i, j = (h // 2 if i is None else i), (w // 2 if j is None else j)
+    i, j = min(max(int(i), 0), h - 1), min(max(int(j), 0), w - 1)
+    maps, notes = [], []
+    for model in ("pixelcnn", "gated"):
+        net, trained = seeing_model(model, dataset)
+        maps.append(analysis.influence(net, x, i, j, 0 if net.config.classes else None).numpy())
+        notes.append("" if trained else " (untrained: what it can see depends on the architecture only)")
+    ref, gated = (m > 0 for m in maps)
+    blind = gated & ~ref  # before the pixel, within Gated PixelCNN's (smaller) reach, unseen by PixelCNN
+    levels = datasets.shape_of(dataset)[3]
+    base = images.to_rgb(x[None], levels)[0]
+    pics = [images.log_heatmap(m, scale=SEE_SCALE, base=base, mark=(i, j), flag=flag)
+            for m, flag in zip(maps, (blind, None))]
+    text = (f"Predicting pixel **({i}, {j})**: PixelCNN{notes[0]} looks at **{ref.sum()}** pixels, "
+            f"Gated PixelCNN{notes[1]} at **{gated.sum()}**. ")
+    if blind.any():
+        text += (f"PixelCNN's blind spot, in light blue: **{blind.sum()}** pixels above and to the right that "
+                 "come before the pixel and that Gated PixelCNN sees, but PixelCNN cannot.")
+    text += " Darker means a larger gradient (log scale); the blue square is the pixel predicted."
+    source = images.grid(x[None], levels, scale=SEE_SCALE, pad=0, mark=(i, j), mark_colour=(0, 90, 255))
+    return source, *pics, text
