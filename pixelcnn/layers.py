@@ -1,4 +1,4 @@
-"""Masked convolutions.
+"""Masked convolutions and the building blocks made of them.
 
 A k x k masked convolution sees the rows above the centre (all k columns) and, on the
 centre row, the pixels to the left: type A stops before the centre, type B includes it.
@@ -15,6 +15,9 @@ then always in the same-row kernel and masked channel by channel.
 
 `plain_forward` builds the equivalent full k x k masked kernel from the same parameters;
 the tests check the two agree and the training benchmark compares their speed.
+
+The blocks: `Block` (masked conv, BatchNorm, ReLU; PixelCNN), `Residual` (PixelRNN's
+residual block; PixelRCNN) and `GatedLayer` (a layer of Gated PixelCNN's two stacks).
 """
 import torch
 import torch.nn.functional as F
@@ -99,3 +102,70 @@ class VerticalConv(nn.Module):
     def forward(self, x):
         p = self.p
         return self.conv(F.pad(x, (p, p, p, -1 if self.strict else 0)))
+
+
+class Block(nn.Module):
+    """Masked conv, then BatchNorm and ReLU (either may be left out)."""
+
+    def __init__(self, cin, cout, kernel, mask, split, norm=True, relu=True, groups=None):
+        super().__init__()
+        self.conv = MaskedConv2d(cin, cout, kernel, mask, split, groups)
+        self.norm = nn.BatchNorm2d(cout) if norm else None
+        self.relu = relu
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        return F.relu(x) if self.relu else x
+
+
+class Residual(nn.Module):
+    """PixelRNN's residual block: 1x1 down to h/2, masked k x k, 1x1 up to h, add, ReLU."""
+
+    def __init__(self, filters, kernel, split, groups=lambda cin, cout: None):
+        super().__init__()
+        f, h = filters, filters // 2
+        self.blocks = nn.Sequential(
+            Block(f, h, 1, "B", split, groups=groups(f, h)),
+            Block(h, h, kernel, "B", split, groups=groups(h, h)),
+            Block(h, f, 1, "B", split, relu=False, groups=groups(h, f)),
+        )
+
+    def forward(self, x):
+        return F.relu(x + self.blocks(x))
+
+
+def gate(t):
+    """tanh(a) * sigmoid(b) of the two halves a, b of t's channels (dim 1)."""
+    a, b = t.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+class GatedLayer(nn.Module):
+    """One layer of Gated PixelCNN. The vertical stack v sees the rows above (k wide); the
+    horizontal stack h sees the row so far, plus v through a 1x1 conv. Both are gated,
+    tanh(a) * sigmoid(b), with the label's embedding added before the gate; h is residual."""
+
+    def __init__(self, cin, f, kernel, first, groups, classes):
+        super().__init__()
+        gh = gout = None  # colour groups (with ar channels): a and b of the gate alike
+        if groups is not None:
+            gin, gf = groups
+            gh, gout = (gin, gf.repeat(2)), (gf, gf)
+        self.first = first
+        self.v = VerticalConv(cin, 2 * f, kernel, strict=first)
+        self.h = MaskedConv2d(cin, 2 * f, kernel, "A" if first else "B", row_only=True, groups=gh)
+        self.v2h = nn.Conv2d(2 * f, 2 * f, 1)
+        self.out = MaskedConv2d(f, f, 1, "B", groups=gout)
+        self.embed = nn.Embedding(classes, 4 * f) if classes else None
+
+    def forward(self, v, h, label=None):
+        vp = self.v(v)
+        hp = self.h(h) + self.v2h(vp)
+        if self.embed is not None:
+            # in vp's dtype: an fp32 embedding would lift the bf16 gates to fp32 under autocast
+            ev, eh = self.embed(label)[:, :, None, None].to(vp.dtype).chunk(2, dim=1)
+            vp, hp = vp + ev, hp + eh
+        out = self.out(gate(hp))
+        return gate(vp), out if self.first else h + out

@@ -1,4 +1,4 @@
-"""The models: a config dataclass, two building blocks and the models built from them.
+"""The models: a config dataclass and the models built from the blocks in layers.py.
 
 Every model maps integer levels (B, C, H, W) to logits (B, K, C, H, W): for each
 sub-pixel, K unnormalised log-probabilities given the pixels before it in raster order.
@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MaskedConv2d, VerticalConv, colour_groups
+from . import sampling
+from .layers import Block, GatedLayer, MaskedConv2d, Residual, colour_groups
 
 
 @dataclass
@@ -31,38 +32,6 @@ class Config:
 
     def to_dict(self):
         return asdict(self)
-
-
-class Block(nn.Module):
-    """Masked conv, then BatchNorm and ReLU (either may be left out)."""
-
-    def __init__(self, cin, cout, kernel, mask, split, norm=True, relu=True, groups=None):
-        super().__init__()
-        self.conv = MaskedConv2d(cin, cout, kernel, mask, split, groups)
-        self.norm = nn.BatchNorm2d(cout) if norm else None
-        self.relu = relu
-
-    def forward(self, x):
-        x = self.conv(x)
-        if self.norm is not None:
-            x = self.norm(x)
-        return F.relu(x) if self.relu else x
-
-
-class Residual(nn.Module):
-    """PixelRNN's residual block: 1x1 down to h/2, masked k x k, 1x1 up to h, add, ReLU."""
-
-    def __init__(self, filters, kernel, split, groups=lambda cin, cout: None):
-        super().__init__()
-        f, h = filters, filters // 2
-        self.blocks = nn.Sequential(
-            Block(f, h, 1, "B", split, groups=groups(f, h)),
-            Block(h, h, kernel, "B", split, groups=groups(h, h)),
-            Block(h, f, 1, "B", split, relu=False, groups=groups(h, f)),
-        )
-
-    def forward(self, x):
-        return F.relu(x + self.blocks(x))
 
 
 class AutoregressiveModel(nn.Module):
@@ -147,7 +116,16 @@ class AutoregressiveModel(nn.Module):
         return next(self.parameters()).dtype
 
     def forward(self, x, label=None):
-        """Levels (B, C, H, W) -> logits (B, K, C, H, W). No input checks: see log_prob."""
+        """Logits of every sub-pixel given the pixels before it; no input checks (log_prob checks).
+
+        Args:
+            x: integer levels (B, C, H, W) in [0, K), on the model's device.
+            label: None, or the classes as a long tensor (B,) for a class-conditional model.
+
+        Returns:
+            logits (B, K, C, H, W) in the model's dtype: unnormalised log-probabilities over
+            the K levels of sub-pixel (c, i, j).
+        """
         out = self.net_forward(self.inputs(x), label)
         b, _, h, w = out.shape
         return out.view(b, self.levels, self.config.channels, h, w)
@@ -158,7 +136,20 @@ class AutoregressiveModel(nn.Module):
 
     def log_prob(self, x, label=None):
         """Natural-log probability of each sub-pixel given what the model conditions on
-        (the pixels before it, and the label for a class-conditional model)."""
+        (the pixels before it, and the label for a class-conditional model).
+
+        Args:
+            x: an integer tensor of levels (B, C, H, W) in [0, K) (bool is taken as 0/1).
+            label: for a class-conditional model, the class: an int for every image or an
+                integer tensor (B,); else None.
+
+        Returns:
+            float32 (B, C, H, W) on the model's device: log p(x[b, c, i, j] | the past), in nats;
+            sum over (1, 2, 3) for an image's log-likelihood.
+
+        Raises:
+            ValueError: x or label is not what is expected (the message says what is).
+        """
         x = self.check_levels(x).to(self.device)
         label = self.check_label(label, len(x))
         logp = torch.log_softmax(self(x, label).float(), dim=1)
@@ -180,18 +171,47 @@ class AutoregressiveModel(nn.Module):
 
     def sample(self, n, *, seed=None, temperature=1.0, prefix=None, prefix_mask=None, cached=True,
                label=None):
-        """n images (n, C, H, W) of integer levels; see pixelcnn.sampling.sample_stream."""
-        from .sampling import sample_stream
-        *_, last = sample_stream(self, n, seed=seed, temperature=temperature, prefix=prefix,
-                                 prefix_mask=prefix_mask, cached=cached, every=None, label=label)
+        """Draw n images, pixel by pixel in raster order (see pixelcnn.sampling).
+
+        Args:
+            n: how many images (a positive int).
+            seed: int; the same seed draws the same images, whichever sampler (None: a random one).
+            temperature: > 0; the logits are divided by it (below 1: surer, above: wilder).
+            prefix: integer levels (1 or n, C, H, W), or (C, H, W): the known pixels' values.
+            prefix_mask: bool (H, W), (n, H, W) or (n, 1, H, W), True where a pixel is known;
+                known pixels are kept, the rest drawn given the known pixels before them.
+                prefix and prefix_mask go together.
+            cached: step with the fast cached sampler on the CPU (same images as the
+                reference loop, one forward pass per pixel, which cached=False uses).
+            label: the class for a class-conditional model: an int or an integer tensor (n,).
+
+        Returns:
+            int64 levels (n, C, H, W) in [0, K), on the CPU.
+
+        Raises:
+            ValueError: an argument is not what is expected (the message says what is).
+        """
+        *_, last = sampling.sample_stream(self, n, seed=seed, temperature=temperature, prefix=prefix,
+                                          prefix_mask=prefix_mask, cached=cached, every=None, label=label)
         return last.images
 
     def sample_stream(self, n, *, seed=None, temperature=1.0, prefix=None, prefix_mask=None,
                       cached=True, every=28, label=None):
-        """Yield Progress(images, done, total, position) every `every` pixels and at the end."""
-        from .sampling import sample_stream
-        return sample_stream(self, n, seed=seed, temperature=temperature, prefix=prefix,
-                             prefix_mask=prefix_mask, cached=cached, every=every, label=label)
+        """Draw n images as `sample` does, yielding the partial images as they form.
+
+        Args:
+            every: yield after every `every` pixels in raster order (None: only at the end);
+                the other arguments as in `sample`.
+
+        Yields:
+            pixelcnn.sampling.Progress(images, done, total, position, probs): images int64
+            (n, C, H, W), pixels not yet drawn 0 (or the prefix); done of total = H * W pixels;
+            position (row, col) of the last pixel done; probs float64 (n, K, C), the
+            distribution that pixel was drawn from (None where it was known). The last
+            Progress holds the finished images, those `sample` returns.
+        """
+        return sampling.sample_stream(self, n, seed=seed, temperature=temperature, prefix=prefix,
+                                      prefix_mask=prefix_mask, cached=cached, every=every, label=label)
 
 
 class PixelCNN(AutoregressiveModel):
@@ -211,40 +231,6 @@ class PixelRCNN(AutoregressiveModel):
     def __init__(self, config: Config):
         super().__init__(config)
         self.net = self.stack([Residual(config.filters, 3, config.split, self.groups) for _ in range(config.layers)])
-
-
-def gate(t):
-    a, b = t.chunk(2, dim=1)
-    return torch.tanh(a) * torch.sigmoid(b)
-
-
-class GatedLayer(nn.Module):
-    """One layer of Gated PixelCNN. The vertical stack v sees the rows above (k wide); the
-    horizontal stack h sees the row so far, plus v through a 1x1 conv. Both are gated,
-    tanh(a) * sigmoid(b), with the label's embedding added before the gate; h is residual."""
-
-    def __init__(self, cin, f, kernel, first, groups, classes):
-        super().__init__()
-        gh = gout = None  # colour groups (with ar channels): a and b of the gate alike
-        if groups is not None:
-            gin, gf = groups
-            gh, gout = (gin, gf.repeat(2)), (gf, gf)
-        self.first = first
-        self.v = VerticalConv(cin, 2 * f, kernel, strict=first)
-        self.h = MaskedConv2d(cin, 2 * f, kernel, "A" if first else "B", row_only=True, groups=gh)
-        self.v2h = nn.Conv2d(2 * f, 2 * f, 1)
-        self.out = MaskedConv2d(f, f, 1, "B", groups=gout)
-        self.embed = nn.Embedding(classes, 4 * f) if classes else None
-
-    def forward(self, v, h, label=None):
-        vp = self.v(v)
-        hp = self.h(h) + self.v2h(vp)
-        if self.embed is not None:
-            # in vp's dtype: an fp32 embedding would lift the bf16 gates to fp32 under autocast
-            ev, eh = self.embed(label)[:, :, None, None].to(vp.dtype).chunk(2, dim=1)
-            vp, hp = vp + ev, hp + eh
-        out = self.out(gate(hp))
-        return gate(vp), out if self.first else h + out
 
 
 class GatedPixelCNN(AutoregressiveModel):
