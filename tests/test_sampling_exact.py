@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import pixelcnn
-from conftest import labels_for, make_tiny
+from helpers import labels_for, make_tiny
 
 CASES = [("pixelcnn", "shapes"), ("pixelcnn", "color_shapes"), ("pixelrcnn", "shapes"), ("pixelrcnn", "color_shapes"),
          ("pixelrcnn_ar", "color_shapes"), ("gated", "shapes"), ("gated", "color_shapes"),
@@ -107,15 +106,15 @@ def test_concurrent_samplers_do_not_mix():
 def test_a_model_on_a_gpu_samples_with_batched_forward_passes(monkeypatch):
     """The cached steppers are NumPy, CPU only; on a GPU the sampler steps with one batched
     forward pass per pixel (exact alike). The dispatch, checked without a GPU:"""
-    from pixelcnn import sampling
+    from pixelcnn import cached, sampling
     from pixelcnn.models import AutoregressiveModel
 
     net = make_tiny("gated", "shapes")
-    assert sampling.stepper_class(net, cached=True) is sampling.GatedStepper
+    assert sampling.stepper_class(net, cached=True) is cached.GatedStepper
     monkeypatch.setattr(AutoregressiveModel, "device", property(lambda self: torch.device("cuda", 0)))
     assert sampling.stepper_class(net, cached=True) is sampling.ReferenceStepper
     with pytest.raises(NotImplementedError, match="CPU"):
-        sampling.GatedStepper(net, None, 0)
+        cached.GatedStepper(net, None, 0)
 
 
 @pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("gated", "color_shapes")])
@@ -140,3 +139,15 @@ def test_progress_carries_the_distribution_each_reported_pixel_was_drawn_from(mo
     mask[0, 6] = True  # known in every image, though the pixels before it are not
     known = next(iter(net.sample_stream(3, seed=2, every=7, prefix=x, prefix_mask=mask)))
     assert known.position == (0, 6) and known.probs is None
+
+
+@pytest.mark.parametrize("model,dataset", [("pixelrcnn", "shapes"), ("gated_cond", "shapes")])
+def test_a_prefix_leaves_no_hooks_on_the_model(model, dataset):
+    """The cached steppers fill their buffers at a known prefix from one forward pass that
+    they watch through forward hooks; the hooks go when it is done."""
+    net = make_tiny(model, dataset)
+    label = labels_for(net, 2)
+    mask = torch.zeros(net.image_shape[1:], dtype=torch.bool)
+    mask[:3] = True
+    net.sample(2, seed=1, prefix=net.sample(2, seed=0, label=label), prefix_mask=mask, label=label)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())

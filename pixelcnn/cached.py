@@ -1,0 +1,298 @@
+"""The fast cached samplers (Ramachandran et al. 2017, "Fast Generation for Convolutional
+Autoregressive Models"), in NumPy, for the CPU.
+
+Each is a stepper for the raster loop in pixelcnn/sampling.py (the protocol is written
+down there, `sampling.Stepper`): it keeps every layer's input as a buffer, computes what a
+layer sees of the rows above once per row, and per pixel only what it sees of the current
+row. `ConvStepper` steps nets of Blocks and Residuals (PixelCNN, PixelRCNN),
+`GatedStepper` Gated PixelCNN. Both draw exactly the reference loop's images; the tests
+check that for every model. The weights are folded (BatchNorm into the convs, colour masks
+applied) once per set of weights and cached on the model (`folded_weights`).
+The per-pixel work runs on NumPy views of the buffers, whose per-call overhead is a
+fraction of PyTorch's, which is what dominates at this size.
+"""
+import threading
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .layers import Block, GatedLayer, Residual
+
+
+def stepper_for(model):
+    """The cached stepper for the model's layers: GatedStepper for GatedLayers, else
+    ConvStepper (which raises NotImplementedError for layers it does not know)."""
+    return GatedStepper if any(isinstance(m, GatedLayer) for m in model.modules()) else ConvStepper
+
+
+class _Buffered:
+    """What the cached steppers share: the image x (NumPy, written in place by the loop),
+    copied pixel by pixel into `xbuf`, their zero-padded channels-last input buffer (pad
+    `xpad`), one-hot or scaled to [0, 1] as model.inputs does."""
+
+    def __init__(self, model, x):
+        self.npdt = _check_cpu(model)
+        self.x, self.scale = x, 1.0 / (model.levels - 1)
+        self.one_hot = np.eye(model.levels, dtype=self.npdt) if model.config.one_hot else None
+        self.levels, self.C = model.levels, model.image_shape[0]
+
+    def skip(self, i, j):  # a known pixel: the buffers past the input still need its values
+        self.logits(i, j)
+
+    def write(self, i, j):
+        v = self.x[:, :, i, j]
+        if self.one_hot is not None:  # (n, C) -> (n, C * K)
+            v = self.one_hot[v].reshape(len(v), -1)
+        else:
+            v = v * self.scale
+        self.xbuf[:, i + self.xpad, j + self.xpad] = v
+
+
+class ConvStepper(_Buffered):
+    """The cached stepper for nets of Blocks and Residuals (model.net).
+
+    Each masked conv ("unit") keeps its whole input as a padded channels-last buffer.
+    At the start of a row, the rows-above part of every unit is computed for the whole
+    row in one matmul over its patches; then, per pixel, only the same-row part: a tiny
+    matmul over the last few columns of the unit's input.
+    """
+
+    def __init__(self, model, x, start, label=None):
+        super().__init__(model, x)
+        npdt = self.npdt
+        n, (H, W) = x.shape[0], model.image_shape[1:]
+        self.units = units = folded_weights(model, lambda: list(_units(model.net)))
+        # bufs[k]: the input of unit k, (n, H + p, W + 2p, cin), zero padded; the rest scratch
+        self.bufs = [np.zeros((n, H + u.p, W + 2 * u.p, u.cin), npdt) for u in units]
+        self.tmp = [np.zeros((n, u.cout), npdt) for u in units]
+        self.vert = [np.zeros((n, W, u.cout), npdt) if u.p else None for u in units]
+        self.patches = [np.zeros((n, W, u.p, u.kernel, u.cin), npdt) if u.p else None for u in units]
+        self.out = np.zeros((n, units[-1].cout), npdt)
+        self.xbuf, self.xpad = self.bufs[0], units[0].p
+        if start:  # the buffers at the known pixels: every unit's input in one forward pass
+            seen = _forward_seeing(model, x, label, [u.conv for u in units])
+            for u, buf, (args, _) in zip(units, self.bufs, seen):
+                _fill(buf, args[0], start, u.p)
+
+    def start_row(self, i):
+        for u, buf, patches, vert in zip(self.units, self.bufs, self.patches, self.vert):
+            if u.p:  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
+                _rows_times(buf[:, i:i + u.p], patches, u.w_above, vert)
+                vert += u.bias
+
+    def logits(self, i, j):
+        units, bufs = self.units, self.bufs
+        last = len(units) - 1
+        for k, u in enumerate(units):
+            p, tmp = u.p, self.tmp[k]
+            src = bufs[k][:, i + p, j:j + u.width]  # same-row window: columns j-p .. j(-1)
+            np.dot(src.reshape(src.shape[0], -1), u.w_left, out=tmp)
+            if k == last:
+                dst = self.out
+            else:
+                q = units[k + 1].p
+                dst = bufs[k + 1][:, i + q, j + q]
+            np.add(tmp, self.vert[k][:, j] if p else u.bias, out=dst)
+            if u.residual is not None:
+                r = units[u.residual]
+                np.add(dst, bufs[u.residual][:, i + r.p, j + r.p], out=dst)
+            if u.relu:
+                np.maximum(dst, 0, out=dst)
+        return self.out.reshape(-1, self.levels, self.C)
+
+
+class _Unit:
+    """One masked conv with its BatchNorm folded in, ready for per-pixel steps."""
+
+    def __init__(self, block, relu, residual=None):
+        conv, norm = block.conv, block.norm
+        scale = torch.ones(conv.cout, dtype=conv.left.weight.dtype)
+        bias = conv.left.bias.detach().clone()
+        if norm is not None:
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            bias = (bias - norm.running_mean) * scale + norm.bias
+        self.conv = conv  # whose input this unit's buffer holds
+        self.cin, self.cout, self.kernel, self.p = conv.cin, conv.cout, conv.kernel, conv.kernel // 2
+        self.width = conv.left.weight.shape[-1]
+        # (cout, cin, 1, w) -> (w * cin, cout), matching a channels-last window
+        w = conv.left_weight().detach() * scale[:, None, None, None]
+        self.w_left = _row_weight(w)
+        if self.p:  # (cout, cin, p, k) -> (p * k * cin, cout), matching the row patches
+            w = conv.above.weight.detach() * scale[:, None, None, None]
+            self.w_above = w.permute(2, 3, 1, 0).reshape(-1, conv.cout).contiguous().numpy()
+        self.bias = bias.detach().numpy()
+        self.relu, self.residual = relu, residual
+
+
+def _units(net):
+    """The masked convs of a Sequential of Blocks and Residuals, in order."""
+    k = 0
+    for m in net:
+        if isinstance(m, Block):
+            yield _Unit(m, m.relu)
+            k += 1
+        elif isinstance(m, Residual):
+            first = k
+            for b in m.blocks[:-1]:
+                yield _Unit(b, b.relu)
+                k += 1
+            yield _Unit(m.blocks[-1], relu=True, residual=first)  # relu(x + block(x))
+            k += 1
+        else:
+            raise NotImplementedError(f"no cached sampler for {type(m).__name__}")
+
+
+class GatedStepper(_Buffered):
+    """The cached stepper for Gated PixelCNN. The vertical stack sees only rows above, so
+    at the start of row i it is computed for the whole row, layer by layer, one matmul
+    each; per pixel only the horizontal stack (whose convs see only the current row) and
+    the head are stepped. Buffers are channels-last."""
+
+    def __init__(self, model, x, start, label=None):
+        super().__init__(model, x)
+        npdt = self.npdt
+        n, (H, W) = x.shape[0], model.image_shape[1:]
+        cfg = model.config
+        f, k, p, L = cfg.filters, cfg.kernel, cfg.kernel // 2, cfg.layers
+        self.f, self.p, self.xpad = f, p, p
+        self.layers, self.head = folded_weights(model, lambda: _gated_units(model))
+        z = lambda *shape: np.zeros(shape, npdt)  # noqa: E731
+        self.xbuf = z(n, H + p, W + 2 * p, model.cin)  # the input, zero padded
+        self.vbuf = [z(n, H + p, W + 2 * p, f) for _ in range(L - 1)]  # gated vertical outputs
+        self.hbuf = [z(n, W + p, f) for _ in range(L)]  # horizontal outputs, this row, left padded
+        self.vh = [z(n, W, 2 * f) for _ in range(L)]  # per row: what v adds to h before the gate
+        self.vp = z(n, W, 2 * f)
+        self.patches = [z(n, W, p + (i > 0), k, model.cin if i == 0 else f) for i in range(L)]
+        lab = None if label is None else label.cpu().numpy()
+        self.embed = [(None, None) if u.embed is None else np.split(u.embed[lab].astype(npdt), 2, axis=1)
+                      for u in self.layers]
+        if start:  # the buffers at the known pixels: every layer's input and outputs in one forward pass
+            seen = _forward_seeing(model, x, label, list(model.layers))
+            _fill(self.xbuf, seen[0][0][0], start, p)
+            rows, cols = divmod(start, W)
+            for i, (_, (v, h)) in enumerate(seen):
+                if i < len(self.vbuf):
+                    _fill(self.vbuf[i], v, start, p)
+                if cols:  # the row buffer holds only the current row
+                    self.hbuf[i][:, p:p + cols] = h[:, :, rows, :cols].permute(0, 2, 1).numpy()
+
+    def start_row(self, i):
+        p, f = self.p, self.f
+        for k, u in enumerate(self.layers):
+            # strict: rows i-p .. i-1 of the image; else rows i-p .. i of the layer below's v
+            src = self.xbuf[:, i:i + p] if k == 0 else self.vbuf[k - 1][:, i:i + p + 1]
+            vp = self.vp
+            _rows_times(src, self.patches[k], u.wv, vp)
+            vp += u.bv
+            ev, eh = self.embed[k]
+            np.dot(vp, u.wv2h, out=self.vh[k])
+            self.vh[k] += u.bv2h if eh is None else u.bv2h + eh[:, None]
+            if k < len(self.vbuf):
+                if ev is not None:
+                    vp += ev[:, None]
+                self.vbuf[k][:, i + p, p:-p] = _gate(vp, f)
+
+    def logits(self, i, j):
+        p, f = self.p, self.f
+        h = None
+        for k, u in enumerate(self.layers):
+            src = self.xbuf[:, i + p, j:j + u.width] if k == 0 else self.hbuf[k - 1][:, j:j + p + 1]
+            hp = src.reshape(len(src), -1) @ u.wh
+            hp += u.bh
+            hp += self.vh[k][:, j]
+            out = _gate(hp, f) @ u.wout
+            out += u.bout
+            if h is not None:
+                out += h
+            self.hbuf[k][:, j + p] = h = out
+        (w1, b1), (w2, b2) = self.head
+        t = np.maximum(h, 0) @ w1 + b1
+        return (np.maximum(t, 0) @ w2 + b2).reshape(-1, self.levels, self.C)
+
+
+def _gate(t, f):
+    """layers.gate on channels-last NumPy: tanh(a) * sigmoid(b) of t's two halves."""
+    a, b = t[..., :f], t[..., f:]
+    return np.tanh(a) / (1 + np.exp(-b))
+
+
+class _GatedUnit:
+    """One gated layer's weights as NumPy matrices (in, out) for channels-last rows."""
+
+    def __init__(self, layer):
+        num = lambda t: t.detach().numpy()  # noqa: E731
+        vw = layer.v.conv.weight  # (2f, cin, rows, k)
+        self.wv, self.bv = vw.permute(2, 3, 1, 0).reshape(-1, vw.shape[0]).contiguous().numpy(), num(layer.v.conv.bias)
+        self.wv2h, self.bv2h = num(layer.v2h.weight[:, :, 0, 0].T).copy(), num(layer.v2h.bias)
+        self.wh, self.bh = _row_weight(layer.h.left_weight()), num(layer.h.left.bias)
+        self.width = layer.h.left.weight.shape[-1]
+        self.wout, self.bout = _row_weight(layer.out.left_weight()), num(layer.out.left.bias)
+        self.embed = None if layer.embed is None else num(layer.embed.weight)
+
+
+def _gated_units(model):
+    head = [(_row_weight(m.left_weight()), m.left.bias.detach().numpy()) for m in model.head[1::2]]
+    return [_GatedUnit(layer) for layer in model.layers], head
+
+
+def folded_weights(model, build):
+    """build(): the model's weights folded and laid out for stepping, cached on the model and
+    rebuilt only when its parameters or buffers have changed (an optimizer step or
+    load_state_dict bumps a tensor's version)."""
+    key = tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+    cache = model.__dict__.get("_folded_weights")
+    if cache is None or cache[0] != key:
+        with torch.no_grad():
+            cache = model.__dict__["_folded_weights"] = (key, build())
+    return cache[1]
+
+
+def _forward_seeing(model, x, label, modules):
+    """(inputs, output) of each of `modules` in one ordinary forward pass of the model over
+    the levels x (NumPy): what each layer saw, with no model logic repeated here."""
+    me, seen = threading.get_ident(), {}
+
+    def record(module, args, out):
+        if threading.get_ident() == me:  # other threads (the app's workers) may run the model too
+            seen[module] = (args, out)
+
+    hooks = [m.register_forward_hook(record) for m in modules]
+    try:
+        model(torch.from_numpy(x), label)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [seen[m] for m in modules]
+
+
+def _fill(buf, a, start, p):
+    """Copy the pixels of a (n, c, H, W) before raster index `start` into buf, its
+    channels-last copy (n, H + p, W + 2p, c) zero padded by p above and at both sides."""
+    a = a.permute(0, 2, 3, 1).numpy()
+    rows, cols = divmod(start, a.shape[2])
+    buf[:, p:p + rows, p:p + a.shape[2]] = a[:, :rows]
+    if cols:
+        buf[:, p + rows, p:p + cols] = a[:, rows, :cols]
+
+
+def _check_cpu(model):
+    """The NumPy dtype of the model's weights; the cached samplers run on the CPU only."""
+    if model.device.type != "cpu":
+        raise NotImplementedError("the cached sampler runs on the CPU: model.cpu() first")
+    return np.float64 if model.dtype == torch.float64 else np.float32
+
+
+def _rows_times(rows, patches, weight, out):
+    """out (n, W, cout) = every k-wide window of rows (n, r, W + k - 1, cin), flattened in
+    the order (r, k, cin) of a conv weight permuted (2, 3, 1, 0), times weight."""
+    k = rows.shape[2] - patches.shape[1] + 1
+    windows = sliding_window_view(rows, k, axis=2)  # (n, r, W, cin, k)
+    np.copyto(patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, r, k, cin)
+    n, W = out.shape[:2]
+    np.dot(patches.reshape(n * W, -1), weight, out=out.reshape(n * W, -1))
+
+
+def _row_weight(w):
+    """A same-row conv weight (cout, cin, 1, w) -> (w * cin, cout), matching a channels-last window."""
+    return w[:, :, 0].permute(2, 1, 0).reshape(-1, w.shape[0]).contiguous().numpy()
