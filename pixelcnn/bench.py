@@ -42,6 +42,20 @@ def reference_time(net, n, rows):
     return (time.perf_counter() - t) * H / rows, None
 
 
+def row(net, n, repeat, rows):
+    """The table's row for `net` at batch n (reference loop: see reference_time)."""
+    x = torch.zeros((n,) + net.image_shape, dtype=torch.long)
+    with torch.no_grad():
+        fwd = best_of(lambda: net(x), repeat)
+    cached = best_of(lambda: net.sample(n, seed=0), repeat)
+    stream = best_of(lambda: [None for _ in net.sample_stream(n, seed=0, every=net.image_shape[2])], repeat)
+    ref, ref_out = reference_time(net, n, rows)
+    same = "n/a" if ref_out is None else ("yes" if torch.equal(ref_out, net.sample(n, seed=0)) else "NO")
+    name = f"{net.config.model} / {net.config.dataset}"
+    return (f"{name:<22}{n:>6}{fwd * 1e3:>8.1f}ms{ref:>11.2f}s{cached * 1e3:>8.0f}ms"
+            f"{ref / cached:>11.0f}x{cached / fwd:>11.1f}x{stream / cached:>8.2f}x{same:>11}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="time the reference loops on 2 rows and scale up")
@@ -60,16 +74,7 @@ def main(argv=None):
     for model, dataset in (pair.split("/") for pair in args.pairs):
         net = pixelcnn.build(model, dataset).eval()
         for n in (1, 16):
-            x = torch.zeros((n,) + net.image_shape, dtype=torch.long)
-            with torch.no_grad():
-                fwd = best_of(lambda: net(x), args.repeat)
-            cached = best_of(lambda: net.sample(n, seed=0), args.repeat)
-            stream = best_of(lambda: [None for _ in net.sample_stream(n, seed=0, every=net.image_shape[2])],
-                             args.repeat)
-            ref, ref_out = reference_time(net, n, 2 if args.quick else None)
-            same = "n/a" if ref_out is None else ("yes" if torch.equal(ref_out, net.sample(n, seed=0)) else "NO")
-            print(f"{model + ' / ' + dataset:<22}{n:>6}{fwd * 1e3:>8.1f}ms{ref:>11.2f}s{cached * 1e3:>8.0f}ms"
-                  f"{ref / cached:>11.0f}x{cached / fwd:>11.1f}x{stream / cached:>8.2f}x{same:>11}", flush=True)
+            print(row(net, n, args.repeat, 2 if args.quick else None), flush=True)
     print("\nreference/cached: speed-up of the cached sampler; cached/fwd: its cost in single forward "
           "passes of the same batch; stream: time with progress streamed every row / without.")
 
