@@ -5,9 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 import pixelcnn
+from helpers import labels_for, make_tiny, random_levels
 from pixelcnn import weights
-from conftest import labels_for, make_tiny, random_levels
-
 
 # ---------------------------------------------------------------- names and build
 
@@ -77,8 +76,8 @@ def test_log_prob_rejects_bad_input_with_a_helpful_message(tiny_shapes, bad, mes
         tiny_shapes.log_prob(bad(x))
 
 
-def test_log_prob_rejects_colour_levels_out_of_range(tiny):
-    net = tiny("pixelcnn", "color_shapes")
+def test_log_prob_rejects_colour_levels_out_of_range():
+    net = make_tiny("pixelcnn", "color_shapes")
     x = torch.full((1, 3, 20, 20), 3)
     net.log_prob(x)  # K - 1 is fine
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
@@ -89,8 +88,8 @@ def test_log_prob_rejects_colour_levels_out_of_range(tiny):
 
 # ---------------------------------------------------------------- sampling
 
-def test_sample_returns_levels_of_the_image_shape(tiny):
-    for net in (tiny("pixelcnn", "shapes"), tiny("pixelrcnn", "color_shapes", filters=4, layers=1, kernel=3)):
+def test_sample_returns_levels_of_the_image_shape():
+    for net in (make_tiny("pixelcnn", "shapes"), make_tiny("pixelrcnn", "color_shapes", filters=4, layers=1, kernel=3)):
         was = net.training
         x = net.sample(2, seed=0, cached=False)
         assert x.shape == (2, *net.image_shape)
@@ -124,9 +123,9 @@ def test_prefix_keeps_the_top_rows(tiny_shapes):
     assert not torch.equal(x[:, :, 8:], prefix[:, :, 8:])  # the rest is sampled
 
 
-def test_prefix_with_a_non_raster_mask_keeps_every_known_pixel(tiny):
+def test_prefix_with_a_non_raster_mask_keeps_every_known_pixel():
     """The left half of the image is known: those pixels are returned exactly."""
-    net = tiny("pixelrcnn", "color_shapes", filters=4, layers=1, kernel=3)
+    net = make_tiny("pixelrcnn", "color_shapes", filters=4, layers=1, kernel=3)
     prefix = random_levels(net, 1, seed=4)[0]  # (C, H, W): one prefix for all n
     mask = torch.zeros(2, 1, 20, 20, dtype=torch.bool)  # (n, 1, H, W)
     mask[:, :, :, :10] = True
@@ -235,11 +234,11 @@ def test_a_corrupt_weights_file_is_a_value_error(tmp_path, tiny_shapes, damage):
         pixelcnn.load("pixelcnn", "shapes", weights_dir=tmp_path)
 
 
-def test_weights_of_another_model_are_a_value_error(tmp_path, tiny):
-    weights.save(tiny("pixelrcnn", "shapes"), tmp_path / "pixelcnn_shapes.safetensors")
+def test_weights_of_another_model_are_a_value_error(tmp_path):
+    weights.save(make_tiny("pixelrcnn", "shapes"), tmp_path / "pixelcnn_shapes.safetensors")
     with pytest.raises(ValueError, match="holds pixelrcnn on shapes, not pixelcnn on shapes"):
         pixelcnn.load("pixelcnn", "shapes", weights_dir=tmp_path)
-    weights.save(tiny("pixelcnn", "color_shapes"), tmp_path / "pixelcnn_shapes.safetensors")
+    weights.save(make_tiny("pixelcnn", "color_shapes"), tmp_path / "pixelcnn_shapes.safetensors")
     with pytest.raises(ValueError, match="not pixelcnn on shapes"):
         pixelcnn.load("pixelcnn", "shapes", weights_dir=tmp_path)
 

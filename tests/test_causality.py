@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import labels_for, make_tiny, random_levels
+from helpers import labels_for, make_tiny, random_levels
 
 DATASETS = ("shapes", "color_shapes")  # binary (1 channel, K=2) and colour (3 channels, K=4)
 CONFIGS = [(m, d) for m in pixelcnn.MODELS for d in DATASETS]
@@ -109,7 +109,6 @@ def test_first_pixel_distribution_is_the_same_for_every_image(model, dataset):
     label = torch.zeros(6, dtype=torch.long) if net.config.classes else None
     with torch.no_grad():
         first = net(random_levels(net, 6, seed=3), label)[:, :, :, 0, 0]
-    C = net.image_shape[0]
     if net.ar:  # only the first channel is the same; the others see it
         first = first[:, :, :1]
     assert torch.allclose(first, first[:1].expand_as(first), rtol=0, atol=1e-5)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import make_tiny, random_levels
+from helpers import make_tiny, random_levels
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 import pixelcnn
-from conftest import labels_for, make_tiny, random_levels
+from helpers import labels_for, make_tiny, random_levels
 
 CONFIGS = [(m, d) for m in pixelcnn.MODELS for d in ("shapes", "color_shapes")]
 
@@ -42,10 +42,10 @@ def test_each_subpixel_distribution_sums_to_one(model, dataset):
             assert (p > 0).all()
 
 
-def test_an_image_log_prob_is_the_sum_of_its_subpixels_and_matches_the_training_loss(tiny):
+def test_an_image_log_prob_is_the_sum_of_its_subpixels_and_matches_the_training_loss():
     """The nats of an image are -sum(log_prob); over a batch they equal the summed
     cross-entropy that train.py minimises and evaluates."""
-    net = tiny("pixelrcnn", "color_shapes")
+    net = make_tiny("pixelrcnn", "color_shapes")
     x = random_levels(net, 4, seed=6)
     logp = net.log_prob(x)
     with torch.no_grad():

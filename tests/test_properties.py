@@ -1,15 +1,14 @@
 """Property-based tests (hypothesis) of the public functions that take user data: whatever
 comes in, the answer is right or a clear ValueError, never a crash or a silently wrong size."""
 import numpy as np
-import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
+from helpers import make_tiny
 from pixelcnn import convert
-from conftest import make_tiny
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = st.sampled_from([np.uint8, np.int16, np.int32, np.int64, np.float32, np.float64, np.bool_])
@@ -73,7 +72,8 @@ def images_for(net):
     def levels(dtype):
         kind = np.dtype(dtype).kind
         return st.integers(-1 if kind in "if" else 0, 1 if kind == "b" else net.levels).map(np.dtype(dtype).type)
-    return st.tuples(DTYPES, shape).flatmap(lambda d: hnp.arrays(d[0], d[1], elements=levels(d[0]))).map(torch.from_numpy)
+    arrays = st.tuples(DTYPES, shape).flatmap(lambda d: hnp.arrays(d[0], d[1], elements=levels(d[0])))
+    return arrays.map(torch.from_numpy)
 
 
 @SETTINGS
@@ -98,7 +98,8 @@ def test_sample_with_a_prefix_keeps_it_and_has_the_right_shape_or_a_value_error(
     C, H, W = net.image_shape
     good = data.draw(st.booleans())
     if good:  # well-formed: levels of the image shape, a boolean mask of one of the allowed shapes
-        prefix = torch.from_numpy(data.draw(hnp.arrays(np.int64, (n, C, H, W), elements=st.integers(0, net.levels - 1))))
+        levels = st.integers(0, net.levels - 1)
+        prefix = torch.from_numpy(data.draw(hnp.arrays(np.int64, (n, C, H, W), elements=levels)))
         mshape = data.draw(st.sampled_from([(H, W), (n, H, W), (n, 1, H, W)]))
         mask = torch.from_numpy(data.draw(hnp.arrays(np.bool_, mshape)))
     else:
