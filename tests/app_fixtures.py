@@ -1,7 +1,7 @@
-"""Fixtures of the app tests: tiny weights for every dataset, and the app served on a free
-loopback port. Import them into a test module: `from app_fixtures import app_url, tiny_weights`."""
+"""Fixtures of the app tests: tiny weights for every dataset, the app served on a free loopback
+port (app.serve, as scripts/ start it), and a spy on the samplers it starts. A pytest plugin
+(conftest.py's pytest_plugins), so test modules ask for them by name without importing them."""
 import os
-import socket
 import tempfile
 from pathlib import Path
 
@@ -18,39 +18,23 @@ PAIRS = [("pixelcnn", "mnist"), ("pixelcnn", "shapes"), ("pixelrcnn", "color_sha
          ("gated", "mnist"), ("gated_cond", "mnist")]
 
 
-def has_mnist():
-    from pixelcnn import datasets
-
-    try:
-        datasets.read_mnist_file(datasets.mnist_dir(), "t10k-labels-idx1-ubyte")
-        return True
-    except (OSError, ValueError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     """A weights folder, set as $PIXELCNN_WEIGHTS, with a tiny model for each dataset trained
     a few steps by train.py (MNIST ones left untrained where the MNIST files are absent)."""
-    if "weights" in _made:  # a session fixture imported into two modules runs once for each
-        out = _made["weights"]
-    else:
-        out = _made["weights"] = make_weights(tmp_path_factory.mktemp("weights"))
+    out = make_weights(tmp_path_factory.mktemp("weights"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIXELCNN_WEIGHTS", str(out))
         mp.delenv("PIXELCNN_HUB_REPO", raising=False)
         yield out
 
 
-_made = {}
-
-
 def make_weights(out):
     import pixelcnn
     import train
-    from pixelcnn import weights
+    from pixelcnn import datasets, weights
 
-    mnist = has_mnist()
+    mnist = datasets.has_mnist()
     for model, dataset in PAIRS:
         if "mnist" in dataset and not mnist:
             weights.save(pixelcnn.build(model, dataset, filters=8, layers=1), weights.weights_path(model, dataset, out))
@@ -60,21 +44,13 @@ def make_weights(out):
     return out
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app_url(tiny_weights):
-    """The app launched in this process, with the queue settings of its __main__ block."""
+    """The app launched in this process as `python app.py --port 0` launches it."""
     import app
 
-    demo = app.build_demo()
-    demo.queue(**app.QUEUE).launch(server_name="127.0.0.1", server_port=free_port(),
-                                   prevent_thread_lock=True, quiet=True)
-    yield demo.local_url
+    demo, url = app.serve(port=0, quiet=True)
+    yield url
     demo.close()
 
 

@@ -1,5 +1,6 @@
 """The app's endpoints, /sample, /complete and /score, through gradio_client against the app
-served in this process, with tiny weights; and its "What the model sees" maps."""
+served in this process, with tiny weights. (What is behind them, pixelcnn/studio.py, is
+tested without a server in test_studio.py.)"""
 import json
 import math
 import time
@@ -8,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from pixelcnn import convert, images
-from conftest import REPO
-from app_fixtures import app_url, sampler_spy, tiny_weights  # noqa: F401  (fixtures)
+from helpers import REPO
+from pixelcnn import convert, images, studio
 from test_convert import SEVEN, canvas
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -19,17 +19,15 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def client(app_url):  # noqa: F811
+def client(app_url):
     return Client(app_url, verbose=False)
 
 
 @pytest.fixture
 def unpaced(monkeypatch):
     """Only the finished picture, at once, for tests not about watching it being drawn."""
-    import app
-
-    monkeypatch.setattr(app, "FRAMES", 1)
-    monkeypatch.setattr(app, "FRAME_SECONDS", 0.0)
+    monkeypatch.setattr(studio, "FRAMES", 1)
+    monkeypatch.setattr(studio, "FRAME_SECONDS", 0.0)
 
 
 def cells(path, n, nrow, h, w):
@@ -214,14 +212,12 @@ def test_bad_input_is_a_message_not_a_crash(client, tmp_path, unpaced):
 
 
 def test_weights_gone_since_start_are_a_clear_message(client, tmp_path, monkeypatch):
-    import app
-
     monkeypatch.setenv("PIXELCNN_WEIGHTS", str(tmp_path))  # an empty folder
-    app._load.cache_clear()
+    studio.loaded.cache_clear()
     try:
         message = error_of(client, "/sample", "pixelcnn/shapes", 1, 1.0, 0)
     finally:
-        app._load.cache_clear()
+        studio.loaded.cache_clear()
     assert "no trained weights for pixelcnn on shapes" in message and "python train.py" in message
 
 
@@ -238,10 +234,23 @@ def test_the_endpoints_are_named(client):
         {"/sample", "/complete", "/score"}
 
 
+@pytest.mark.slow
+def test_python_app_py_on_port_0_serves_on_a_free_port_and_prints_its_url(tiny_weights):
+    """How scripts/ (loadtest, screenshot) start the app in a process of its own."""
+    import runpy
+
+    running_app = runpy.run_path(str(REPO / "scripts" / "app_server.py"))["running_app"]
+    with running_app() as (proc, url):
+        assert url.startswith("http://127.0.0.1:")
+        assert Image.open(sample(Client(url, verbose=False), "pixelcnn/shapes", 1, 1.0, 0)).size == (462, 462)
+    assert proc.returncode is not None  # stopped on leaving
+
+
 # ---------------------------------------------------------------- beyond the reference
 
-@pytest.mark.parametrize("model,expected", [("pixelcnn/mnist", {"ink", "paper"}),
-                                            ("pixelrcnn/color_shapes", {f"{c} = {k}" for c in "RGB" for k in range(4)})])
+@pytest.mark.parametrize("model,expected", [
+    ("pixelcnn/mnist", {"ink", "paper"}),
+    ("pixelrcnn/color_shapes", {f"{c} = {k}" for c in "RGB" for k in range(4)})])
 def test_sample_can_show_the_next_pixel_probabilities(client, unpaced, model, expected):
     _, probs = client.predict(model, 2, 1.0, 3, 0, True, api_name="/sample")
     got = {c["label"]: c["confidence"] for c in probs["confidences"]}
@@ -259,7 +268,6 @@ def test_a_conditional_model_draws_the_class_asked_for(client, unpaced):
 
 
 def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path):
-    import app
     import pixelcnn
     from pixelcnn import analysis
 
@@ -270,12 +278,13 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path
     assert f"**{bpd:.3f} bits/dim**" in text
     assert "Test images:" in text and "percentile" in text  # the shared MNIST test set is readable
     img = np.asarray(Image.open(heat).convert("RGB")).astype(int)
-    assert img.shape == (28 * app.SEE_SCALE, 28 * app.SEE_SCALE, 3)
+    assert img.shape == (28 * studio.SEE_SCALE, 28 * studio.SEE_SCALE, 3)
     assert (img[..., 2] < 200).any()  # some pixel is warm: yellow to red
 
 
-def test_score_without_the_dataset_takes_the_range_from_the_facts_file(tiny_weights, tmp_path, monkeypatch):  # noqa: F811
+def test_score_without_the_dataset_takes_the_range_from_the_facts_file(tiny_weights, tmp_path, monkeypatch):
     import app
+    from pixelcnn import datasets
 
     facts = tiny_weights / "pixelcnn_shapes.json"
     saved = facts.read_text()
@@ -286,46 +295,11 @@ def test_score_without_the_dataset_takes_the_range_from_the_facts_file(tiny_weig
     def unreadable(*args, **kwargs):
         raise FileNotFoundError("no dataset here")
 
-    monkeypatch.setattr(app.datasets, "load", unreadable)
-    app.test_range.cache_clear()
+    monkeypatch.setattr(datasets, "load", unreadable)
+    studio.range_on_test_images.cache_clear()
     try:
         _, text = app.score("pixelcnn/shapes", "Image", None, {"path": str(REPO / "examples" / "shapes_1.png")})
     finally:
         facts.write_text(saved)
-        app.test_range.cache_clear()
+        studio.range_on_test_images.cache_clear()
     assert "0.100 to 0.500 bits/dim" in text and "median 0.300" in text
-
-
-def test_what_the_model_sees_shows_the_blind_spot(monkeypatch):
-    """In-process, with the default architectures untrained (the tiny test weights are too
-    shallow to have a blind spot within Gated PixelCNN's reach): the maps' counts are those
-    of analysis.influence, and PixelCNN's blind spot (light blue) lies above and to the
-    right of the pixel."""
-    import app
-    import pixelcnn
-    from pixelcnn import analysis
-
-    def no_weights(model, dataset):
-        raise FileNotFoundError("none")
-
-    monkeypatch.setattr(app, "_load", no_weights)
-    app.seeing_model.cache_clear()
-    i, j = 14, 10
-    try:
-        source, ref, gated, text = app.see("pixelcnn/mnist", i, j)
-    finally:
-        app.seeing_model.cache_clear()
-    assert text.count("untrained") == 2
-    x = __import__("torch").from_numpy(app.see_image("mnist")).long()
-    counts = [analysis.influence(pixelcnn.build(m, "mnist").eval(), x, i, j) > 0 for m in ("pixelcnn", "gated")]
-    assert f"looks at **{counts[0].sum()}** pixels" in text and f"at **{counts[1].sum()}**" in text
-    blind = counts[1] & ~counts[0]
-    assert blind.any() and f"**{blind.sum()}** pixels" in text
-    s = app.SEE_SCALE
-    pic = np.asarray(ref.convert("RGB")).astype(int)
-    centres = pic[s // 2::s, s // 2::s]  # one colour per image pixel
-    light_blue = (centres == (150, 200, 255)).all(axis=-1)
-    assert np.array_equal(light_blue, blind.numpy())
-    rows, cols = np.nonzero(light_blue)
-    assert (rows < i).all() and (cols > j).all()
-    assert source.size == ref.size == gated.size == (28 * s, 28 * s)

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_fixtures import app_url, sampler_spy, tiny_weights  # noqa: F401  (fixtures)
-from conftest import REPO
+from helpers import REPO
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -30,7 +29,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, app_url):  # noqa: F811
+def page(browser, app_url):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(app_url)
     page.locator("#start").wait_for()
@@ -217,7 +216,7 @@ def test_how_likely_is_a_drawing(page):
     assert picture(page, final).shape == (280, 280, 3)
 
 
-def test_closing_the_tab_stops_the_sampler_on_the_server(browser, app_url, sampler_spy):  # noqa: F811
+def test_closing_the_tab_stops_the_sampler_on_the_server(browser, app_url, sampler_spy):
     """An abandoned stream (the person closes the tab mid-drawing) frees its work too."""
     state = sampler_spy
     page = browser.new_page(viewport={"width": 1280, "height": 1000})

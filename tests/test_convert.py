@@ -1,13 +1,12 @@
 """Pictures to levels: drawings placed like MNIST digits, uploads of any kind, examples."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from helpers import REPO
 from pixelcnn import convert, datasets
-from conftest import REPO
 
 EXAMPLES = REPO / "examples"
 
@@ -138,3 +137,27 @@ def test_last_ink_row():
     assert convert.last_ink_row(x) == -1
     x[0, 7, 3] = 1
     assert convert.last_ink_row(x) == 7
+
+
+def test_what_the_page_sends_is_opened_as_an_image(tmp_path):
+    Image.fromarray(canvas(SEVEN)).save(tmp_path / "seven.png")
+    path = str(tmp_path / "seven.png")
+    for sent in (path, {"path": path}, {"layers": [{"path": path}], "composite": None},
+                 {"layers": [None, {"path": path}], "composite": {"path": path}}):
+        img = convert.uploaded(sent, "drawing")
+        assert img.mode == "RGB" and img.size == (280, 280)
+    with pytest.raises(ValueError, match="canvas is empty"):
+        convert.uploaded({"layers": [], "composite": None}, "drawing")
+    with pytest.raises(ValueError, match="canvas is empty"):
+        convert.uploaded(None, "drawing")
+    with pytest.raises(ValueError, match="No image yet"):
+        convert.uploaded({"path": None}, "image")
+
+
+def test_colour_is_told_from_greys():
+    grey = Image.new("RGB", (20, 20), (250, 250, 245))
+    ImageDraw.Draw(grey).line((0, 0, 19, 19), fill=(20, 30, 25), width=3)
+    assert not convert.is_colour(grey) and not convert.is_colour(grey.convert("L"))
+    ImageDraw.Draw(grey).point((5, 15), fill=(200, 30, 30))
+    assert convert.is_colour(grey)
+    assert not convert.is_colour(Image.new("RGBA", (4, 4), (255, 0, 0, 0)))  # transparent: white

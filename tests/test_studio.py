@@ -1,0 +1,245 @@
+"""What the app does, without a server (pixelcnn/studio.py): each action from the page's raw
+inputs to pictures and text, its refusals, and the global random state left as it was."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelcnn
+from helpers import REPO, make_tiny
+from pixelcnn import analysis, convert, datasets, evaluate, files, images, studio, weights
+from test_convert import SEVEN, canvas
+
+EXAMPLE = {"path": str(REPO / "examples" / "shapes_1.png")}
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """No model cached by one test (or by the app tests) is seen by another."""
+    caches = (studio.loaded, studio.range_on_test_images, studio.seeing_model)
+    for c in caches:
+        c.cache_clear()
+    yield
+    for c in caches:
+        c.cache_clear()
+
+
+@pytest.fixture
+def tiny_models(monkeypatch):
+    """studio's models are tiny untrained ones, whatever the weights on disk; no pacing."""
+    made = {}
+    monkeypatch.setattr(studio, "loaded", lambda m, d: made.setdefault((m, d), make_tiny(m, d)))
+    monkeypatch.setattr(studio, "FRAME_SECONDS", 0.0)
+    return studio.loaded
+
+
+def drawing(tmp_path, strokes=SEVEN):
+    """The sketchpad's payload for a drawing."""
+    Image.fromarray(canvas(strokes)).save(tmp_path / "drawn.png")
+    return {"background": None, "layers": [{"path": str(tmp_path / "drawn.png")}],
+            "composite": {"path": str(tmp_path / "drawn.png")}}
+
+
+def refusal(call, *args, **kwargs):
+    with pytest.raises(studio.Refused) as e:
+        out = call(*args, **kwargs)
+        if hasattr(out, "__next__"):  # a stream refuses at its first picture
+            next(out)
+    assert isinstance(e.value, ValueError)
+    return e.value
+
+
+# ---------------------------------------------------------------- names, models, numbers
+
+def test_a_name_is_a_model_and_a_dataset_else_a_message():
+    assert studio.split("gated_cond/mnist") == ("gated_cond", "mnist")
+    for bad in ("gpt/mnist", "pixelcnn", "pixelcnn/cifar", None, ""):
+        assert "Pick a model first" in str(refusal(studio.split, bad))
+
+
+def test_missing_weights_are_a_message_titled_no_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXELCNN_WEIGHTS", str(tmp_path))
+    e = refusal(studio.get_model, "pixelcnn/shapes")
+    assert e.title == "No weights" and "no trained weights for pixelcnn on shapes" in str(e)
+
+
+@pytest.mark.parametrize("model", pixelcnn.MODELS)
+def test_is_conditional_says_whether_the_model_takes_a_class(model):
+    assert studio.is_conditional(model) == bool(make_tiny(model, "mnist", warm=False).config.classes)
+
+
+def test_numbers_from_the_page_are_checked():
+    assert studio.whole_number("3", 1, 16, "number of samples") == 3
+    assert studio.whole_number(16.0, 1, 16, "number of samples") == 16
+    for bad in (2.5, 0, 17, "many", None, float("nan"), float("inf")):
+        assert "number of samples must be a whole number from 1 to 16" in str(
+            refusal(studio.whole_number, bad, 1, 16, "number of samples"))
+    assert studio.temperature_of("0.5") == 0.5
+    for bad in (0, -1, 10.5, "hot", None, float("nan")):
+        assert "temperature must be a number above 0" in str(refusal(studio.temperature_of, bad))
+
+
+def test_the_controls_follow_the_model():
+    mnist = studio.controls("pixelcnn/mnist")
+    assert mnist.rows == 28 and mnist.sources == [studio.DRAW, studio.IMAGE] and not mnist.classes["visible"]
+    assert mnist.examples == sorted(str(p) for p in (REPO / "examples").glob("mnist_*.png")) != []
+    conditional = studio.controls("gated_cond/mnist").classes
+    assert conditional["visible"] and conditional["choices"] == [(str(k), k) for k in range(10)]
+    colour = studio.controls("pixelrcnn/color_shapes")
+    assert colour.rows == 20 and colour.sources == [studio.IMAGE]
+    assert all("color_shapes_" in p for p in colour.examples)
+    nothing = studio.controls(None)
+    assert nothing.examples == [] and not nothing.classes["visible"]
+    assert "Pick a model first" in str(refusal(studio.controls, "gpt/mnist"))
+
+
+# ---------------------------------------------------------------- sample and complete
+
+def test_sample_streams_the_grid_and_ends_with_the_models_own_sample(tiny_models):
+    frames = list(studio.sample("pixelcnn/shapes", "2", 1.0, 3.0, show_probs=True))
+    assert len(frames) > 10 and all(probs is None or set(probs) == {"ink", "paper"} for _, probs in frames)
+    assert any(probs and sum(probs.values()) == pytest.approx(1) for _, probs in frames)
+    net = tiny_models("pixelcnn", "shapes")
+    expected = studio.picture(net.sample(2, seed=3), net.levels, 2)
+    assert np.array_equal(np.asarray(frames[-1][0]), np.asarray(expected))
+    assert all(probs is None for _, probs in studio.sample("pixelcnn/shapes", 1, 1.0, 3))  # not asked for
+
+
+def test_sample_refuses_bad_input_before_drawing(tiny_models):
+    assert "number of samples" in str(refusal(studio.sample, "pixelcnn/shapes", 0, 1.0, 0))
+    assert "seed" in str(refusal(studio.sample, "pixelcnn/shapes", 1, 1.0, -1))
+    assert "temperature" in str(refusal(studio.sample, "pixelcnn/shapes", 1, 0, 0))
+    assert "class must be a whole number from 0 to 9" in str(refusal(studio.sample, "gated_cond/mnist", 1, 1.0, 0, 10))
+
+
+def test_complete_keeps_the_top_rows_and_samples_the_rest(tiny_models, tmp_path):
+    said = []
+    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 14, False, 1.0, 2,
+                                  tell=lambda *a: said.append(a)))
+    net = tiny_models("pixelcnn", "mnist")
+    x = torch.from_numpy(convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=True)).long()
+    mask = torch.zeros(28, 28, dtype=torch.bool)
+    mask[:14] = True
+    done = net.sample(studio.COMPLETIONS, seed=2, prefix=x, prefix_mask=mask)
+    expected = studio.picture(done, net.levels, studio.COMPLETIONS, known=mask, width=studio.COMPLETIONS_WIDTH)
+    assert len(frames) > 5 and np.array_equal(np.asarray(frames[-1]), np.asarray(expected)) and said == []
+
+
+def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, tmp_path):
+    said = []
+    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 28, False, 1.0, 0,
+                                  tell=lambda *a: said.append(a)))
+    assert len(frames) == 1 and said == [("warning", "Every row is kept, so there is nothing left to complete: "
+                                                     "keep fewer rows.")]
+
+
+def test_complete_refuses_pictures_it_cannot_use(tiny_models, tmp_path):
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "plain.png")
+    plain = {"path": str(tmp_path / "plain.png")}
+    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.IMAGE, None, plain, 0, True, 1.0, 0)
+    assert str(e) == "There is nothing drawn to keep."
+    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.DRAW, drawing(tmp_path), None, 5, False, 1.0, 0)
+    assert e.title == "Cannot use that picture" and "colour images" in str(e)
+    e = refusal(studio.complete, "pixelcnn/mnist", studio.IMAGE, None, None, 5, False, 1.0, 0)
+    assert e.title == "Cannot use that picture" and "No image yet" in str(e)
+
+
+# ---------------------------------------------------------------- how likely
+
+def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(tiny_models):
+    heat, text = studio.score("pixelcnn/shapes", studio.IMAGE, None, EXAMPLE)
+    net = tiny_models("pixelcnn", "shapes")
+    x = torch.from_numpy(convert.image_to_levels(convert.open_image(EXAMPLE["path"]), 1, 20, 20, 2)).long()[None]
+    assert f"**{analysis.bits_per_dim(net, x).item():.3f} bits/dim**" in text
+    q = evaluate.range_on_test_images(net)
+    assert f"Test images: {q['5']:.3f} to {q['95']:.3f} bits/dim" in text and f"median {q['50']:.3f}" in text
+    assert heat.size == (20 * studio.SEE_SCALE, 20 * studio.SEE_SCALE)
+
+
+def test_score_names_the_class_and_tells_of_a_colour_image_made_black_and_white(tiny_models, tmp_path):
+    Image.new("RGB", (60, 60), (255, 230, 120)).save(tmp_path / "yellow.png")
+    ring = Image.open(tmp_path / "yellow.png")
+    ring.paste((180, 0, 60), (20, 10, 40, 50))
+    ring.save(tmp_path / "yellow.png")
+    said = []
+    _, text = studio.score("gated_cond/mnist", studio.IMAGE, None, {"path": str(tmp_path / "yellow.png")}, 7,
+                           tell=lambda *a: said.append(a))
+    assert "given the class 7)." in text
+    assert said == [("info", "This model draws black and white: your colour image was turned into black and white.")]
+
+
+def test_the_test_range_comes_from_the_dataset_else_the_facts_file(tmp_path, monkeypatch):
+    net, first = make_tiny("pixelcnn", "shapes"), slice(0, evaluate.RANGE_IMAGES)
+    x, y = datasets.load("shapes", "test")
+    assert evaluate.range_on_test_images(net) == evaluate.bits_range(net, x[first], y[first])
+
+    def unreadable(*args, **kwargs):
+        raise FileNotFoundError("no dataset here")
+
+    monkeypatch.setattr(datasets, "load", unreadable)
+    assert evaluate.range_on_test_images(net, weights_dir=tmp_path) is None
+    q = {"5": 0.1, "25": 0.2, "50": 0.3, "75": 0.4, "95": 0.5}
+    files.write_facts(weights.weights_path("pixelcnn", "shapes", tmp_path), {"test_bits_per_dim_percentiles": q})
+    assert evaluate.range_on_test_images(net, weights_dir=tmp_path) == q
+
+
+# ---------------------------------------------------------------- what the model sees
+
+def test_what_the_model_sees_shows_the_blind_spot(monkeypatch):
+    """With the default architectures untrained (the tiny test weights are too shallow to
+    have a blind spot within Gated PixelCNN's reach): the maps' counts are those of
+    analysis.influence, and PixelCNN's blind spot (light blue) lies above and to the right
+    of the pixel."""
+    def no_weights(model, dataset):
+        raise FileNotFoundError("none")
+
+    monkeypatch.setattr(studio, "loaded", no_weights)
+    i, j = 14, 10
+    source, ref, gated, text = studio.see("pixelcnn/mnist", i, j)
+    assert text.count("untrained") == 2
+    x = torch.from_numpy(studio.see_image("mnist")).long()
+    counts = [analysis.influence(pixelcnn.build(m, "mnist").eval(), x, i, j) > 0 for m in ("pixelcnn", "gated")]
+    assert f"looks at **{counts[0].sum()}** pixels" in text and f"at **{counts[1].sum()}**" in text
+    blind = counts[1] & ~counts[0]
+    assert blind.any() and f"**{blind.sum()}** pixels" in text
+    s = studio.SEE_SCALE
+    pic = np.asarray(ref.convert("RGB")).astype(int)
+    centres = pic[s // 2::s, s // 2::s]  # one colour per image pixel
+    light_blue = (centres == (150, 200, 255)).all(axis=-1)
+    assert np.array_equal(light_blue, blind.numpy())
+    rows, cols = np.nonzero(light_blue)
+    assert (rows < i).all() and (cols > j).all()
+    assert source.size == ref.size == gated.size == (28 * s, 28 * s)
+
+
+def test_see_starts_at_the_centre_and_keeps_the_pixel_inside_the_image(tiny_models):
+    assert "Predicting pixel **(10, 10)**" in studio.see("pixelcnn/shapes")[3]
+    assert "Predicting pixel **(0, 19)**" in studio.see("pixelcnn/shapes", -5, 99)[3]
+    assert "Pick a model first" in str(refusal(studio.see, "gpt/shapes", 1, 1))
+
+
+def test_the_influence_map_is_drawn_on_a_log_scale():
+    pic = np.asarray(images.log_heatmap(np.array([[0, 1e-9, 1e-2, 1.0]]), scale=1)).astype(int)
+    assert tuple(pic[0, 0]) == (255, 255, 255)  # unseen: the (absent) picture, white
+    assert tuple(pic[0, 3]) == tuple(images.YLORRD[-1])  # the largest: dark red
+    assert pic[0, 1, 1] > pic[0, 2, 1] > pic[0, 3, 1]  # yellow, orange, red: less green as the value grows
+    assert tuple(pic[0, 1]) != (255, 255, 255)  # far below: faint, but coloured
+    assert (np.asarray(images.log_heatmap(np.zeros((2, 2)), scale=1)) == 255).all()
+
+
+def test_no_action_changes_the_global_random_state(tmp_path, monkeypatch):
+    """A server's handlers share one process: building or loading a model for one person
+    must not reset or advance the generator another relies on."""
+    monkeypatch.setenv("PIXELCNN_WEIGHTS", str(tmp_path))
+    weights.save(make_tiny("pixelcnn", "shapes"), weights.weights_path("pixelcnn", "shapes", tmp_path))
+    monkeypatch.setattr(studio, "FRAME_SECONDS", 0.0)
+    torch.manual_seed(1234)
+    state = torch.random.get_rng_state()
+    list(studio.sample("pixelcnn/shapes", 1, 1.0, 0))
+    _, _, _, text = studio.see("pixelcnn/shapes", 5, 5)  # PixelCNN trained, Gated PixelCNN built untrained
+    assert text.count("untrained") == 1
+    assert torch.equal(torch.random.get_rng_state(), state)
+    untrained = studio.seeing_model("gated", "shapes")[0].state_dict()
+    studio.seeing_model.cache_clear()
+    again = studio.seeing_model("gated", "shapes")[0].state_dict()
+    assert all(torch.equal(untrained[k], again[k]) for k in untrained)  # seeded: the same map every time
