@@ -3,13 +3,15 @@
     python -m pixelcnn.bench_train --data-dir ../shared/data --steps 200 --seeds 3
 
 plain: full 7x7 kernels multiplied by their masks, fp32 (the textbook form);
-ours:  split masked convolutions, bf16 autocast, channels-last (what train.py does).
+ours:  split masked convolutions, channels-last, in train.py's precision: bf16 autocast where
+       this CPU has native bf16, else fp32 (--bf16 and --no-bf16 force it), as train.py does.
 --compile adds a third way, ours through torch.compile (train.py --compile); --model gated
 times Gated PixelCNN instead (its masked convolutions are split in every way).
-For each seed all start from the same initial weights, see the same batches and follow
-train.py's learning-rate schedule (warm-up, cosine to 0 at the last step); each then
-reports its test NLL on the first 2,000 MNIST test images (--test-images; in fp32). Different seeds give
-the run-to-run spread that an NLL difference between the ways is measured against.
+For each seed all start from the same initial weights, see the same batches and take
+train.py's training step on its learning-rate schedule (warm-up, cosine to 0 at the last
+step); each then reports its test NLL on the first 2,000 MNIST test images (--test-images;
+in fp32). Different seeds give the run-to-run spread that an NLL difference between the
+ways is measured against.
 Images/s leave out the first WARM = 3 steps (warm-up, and compiling).
 """
 import argparse
@@ -17,33 +19,25 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 import pixelcnn
 from pixelcnn import datasets
 from pixelcnn.evaluate import nll
-from pixelcnn.schedule import lr_at
-
+from pixelcnn.training import lr_at, train_step, use_bf16
 
 WARM = 3  # steps left out of the timing: warm-up, and compiling
 
 
 def train(net, data, steps, batch_size, bf16, compile=False, lr=2e-3):
+    """Train `net` on `data` with train.py's step and schedule; returns images/s past the first WARM steps."""
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     model = torch.compile(net) if compile else net
     for s in range(steps):
         if s == WARM:
             t = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(s, steps, lr, warmup=min(200, steps // 4))
         x = data[s * batch_size:(s + 1) * batch_size].long()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, x, None, lr_at(s, steps, lr, warmup=min(200, steps // 4)), bf16)
     return (steps - WARM) * batch_size / (time.perf_counter() - t)
 
 
@@ -56,16 +50,22 @@ def main(argv=None):
     p.add_argument("--model", default="pixelcnn", choices=("pixelcnn", "gated"))
     p.add_argument("--compile", action="store_true", help="add a third way: ours, through torch.compile")
     p.add_argument("--test-images", type=int, default=2000, help="evaluate on the first N test images")
+    p.add_argument("--bf16", dest="bf16", action="store_true", default=None,
+                   help="ours under bf16 autocast (default: where this CPU has native bf16)")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false", default=None, help="ours in fp32")
     args = p.parse_args(argv)
     if args.steps <= WARM:
         p.error(f"--steps must be more than the {WARM} warm-up steps")
     train_x, _ = datasets.load("mnist", "train", args.data_dir)
     test_x, _ = datasets.load("mnist", "test", args.data_dir)
+    bf16 = use_bf16(args.bf16, "cpu")
+    precision = "bf16" if bf16 else "fp32"
     # (name, split, bf16, memory format, compiled)
-    ways = [("plain 7x7 masked, fp32" if args.model == "pixelcnn" else "fp32", False, False, torch.contiguous_format, False),
-            ("split, bf16, channels-last", True, True, torch.channels_last, False)]
+    plain = "plain 7x7 masked, fp32" if args.model == "pixelcnn" else "fp32"
+    ways = [(plain, False, False, torch.contiguous_format, False),
+            (f"split, {precision}, channels-last", True, bf16, torch.channels_last, False)]
     if args.compile:
-        ways.append(("split, bf16, channels-last, compiled", True, True, torch.channels_last, True))
+        ways.append((f"split, {precision}, channels-last, compiled", True, bf16, torch.channels_last, True))
     rates, nlls = ([[] for _ in ways] for _ in range(2))
     for seed in range(args.seeds):
         perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
@@ -86,7 +86,8 @@ def main(argv=None):
         print(f"{ways[k][0]}: speed-up {ratio:.2f}x over {ways[0][0]}; NLL difference per seed: "
               + ", ".join(f"{d:+.4f}" for d in diffs) + f"; mean {statistics.mean(diffs):+.4f} nats/dim")
     if args.compile:
-        print(f"compiled over eager (both split, bf16): {statistics.mean(rates[2]) / statistics.mean(rates[1]):.2f}x")
+        ratio = statistics.mean(rates[2]) / statistics.mean(rates[1])
+        print(f"compiled over eager (both split, {precision}): {ratio:.2f}x")
     if args.seeds > 1:
         print("seed-to-seed spread (standard deviation) of the NLL: "
               + ", ".join(f"{name.split(',')[0]} {statistics.stdev(v):.4f}" for (name, *_), v in zip(ways, nlls)))

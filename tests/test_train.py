@@ -13,8 +13,8 @@ import torch
 
 import pixelcnn
 import train
-from pixelcnn import datasets
 from conftest import REPO
+from pixelcnn import datasets, training
 
 TINY = ["--set", "filters=8", "layers=1", "kernel=3"]
 SHAPES = ["--model", "pixelcnn", "--dataset", "shapes", *TINY, "--train-limit", "256", "--test-limit", "64",
@@ -110,7 +110,8 @@ def test_train_images_sets_how_many_shapes_an_epoch_generates(tmp_path):
     run_train([*SHAPES, "--train-images", "96", "--epochs", "1"], tmp_path / "w", tmp_path / "ck")
     assert torch.load(tmp_path / "ck" / f"{NAME}.pt", weights_only=True)["step"] == 3  # 96 / 32 images a step
     with pytest.raises(SystemExit, match="fixed dataset"):
-        run_train([*SHAPES[:2], "--dataset", "mnist", *SHAPES[4:], "--train-images", "96"], tmp_path / "m", tmp_path / "mc")
+        run_train([*SHAPES[:2], "--dataset", "mnist", *SHAPES[4:], "--train-images", "96"],
+                  tmp_path / "m", tmp_path / "mc")
 
 
 def test_eval_every_evaluates_every_nth_epoch_and_the_last(tmp_path):
@@ -242,9 +243,85 @@ def test_a_batch_larger_than_the_training_set_stops_with_a_message(tmp_path):
         run_train([*SHAPES, "--train-limit", "16"], tmp_path / "w", tmp_path / "ck")
 
 
-def test_a_malformed_set_option_stops(tmp_path):
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        run_train([*SHAPES, "--set", "filters"], tmp_path / "w", tmp_path / "ck")
+BAD_SETS = [  # (--set values, what the usage error says)
+    (["filters"], "expects KEY=VALUE, got 'filters'"),
+    (["filters="], "expects KEY=VALUE"),
+    (["filters=1.5"], "filters takes an integer, got '1.5'"),
+    (["filters=abc"], "filters takes an integer, got 'abc'"),
+    (["filters=0"], "filters must be at least 1, got 0"),
+    (["layers=-2"], "layers must be at least 1, got -2"),
+    (["kernel=4"], "kernel must be odd"),
+    (["kernel=1"], "kernel must be at least 3, got 1"),
+    (["classes=-1"], "classes must be at least 0"),
+    (["split=maybe"], "split is true or false, got 'maybe'"),
+    (["nosuch=1"], "nosuch is not a model option; the options are filters, layers, kernel, split"),
+    *(([f"{key}=3"], f"{key} is fixed by --model and --dataset; the options are filters")
+      for key in ("model", "dataset", "channels", "height", "width", "levels")),
+    (["classes=3"], "pixelcnn cannot be class-conditional"),  # the constructor's ValueError
+]
+
+
+@pytest.mark.parametrize("values, message", BAD_SETS, ids=[" ".join(v) for v, _ in BAD_SETS])
+def test_a_bad_set_option_is_a_usage_error(tmp_path, capsys, values, message):
+    with pytest.raises(SystemExit) as stop:
+        run_train([*SHAPES, "--set", *values], tmp_path / "w", tmp_path / "ck")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "usage:" in err and f"error: --set: {message}" in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "ck").exists()
+
+
+def test_a_bad_set_option_on_the_command_line_prints_no_traceback():
+    result = subprocess.run([sys.executable, "train.py", *SHAPES, "--set", "width=3"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "error: --set: width is fixed by --model and --dataset" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_set_options_are_parsed_into_the_config():
+    assert training.model_options(["filters=32", "layers=3", "kernel=5", "split=False", "one_hot=TRUE"]) == \
+        {"filters": 32, "layers": 3, "kernel": 5, "split": False, "one_hot": True}
+
+
+@pytest.mark.parametrize("forced, device, cpu_bf16, expected", [
+    (None, "cuda", False, True),  # a GPU: bf16
+    (None, "cpu", True, True),  # a CPU with native bf16
+    (None, "cpu", False, False),  # a CPU without: emulated bf16 is slower than fp32
+    (None, "mps", True, False),
+    (True, "cpu", False, True),  # --bf16 and --no-bf16 decide
+    (False, "cuda", True, False),
+])
+def test_bf16_by_default_only_where_the_device_computes_it_natively(forced, device, cpu_bf16, expected):
+    assert training.use_bf16(forced, device, cpu_bf16) is expected
+
+
+@pytest.mark.parametrize("flags", [[], ["--bf16"], ["--no-bf16"]])
+def test_the_progress_line_names_the_precision(tmp_path, capsys, flags):
+    run_train([*SHAPES, "--max-steps", "1", "--samples", "0", *flags], tmp_path / "w", tmp_path / "ck")
+    bf16 = {"--bf16": True, "--no-bf16": False}.get(flags[0]) if flags else training.use_bf16(None, "cpu")
+    assert f"steps, {'bf16 autocast' if bf16 else 'fp32'} on cpu with 1 threads" in capsys.readouterr().out
+
+
+def test_a_checkpoint_holds_the_run_state_and_loads_back(tmp_path):
+    torch.manual_seed(0)
+    net = pixelcnn.build("pixelcnn", "shapes", filters=8, layers=1, kernel=3)
+    opt = torch.optim.Adam(net.parameters())
+    x = datasets.load("shapes", "test")[0][:4].long()
+    training.train_step(net, opt, x, None, 1e-3, bf16=False)
+    state = training.RunState(net, opt, step=1, epoch=0, offset=1, best=0.5,
+                              history=[{"epoch": 0.1, "step": 1}], steps=[[1, 0.7]])
+    state.save(tmp_path / "ck.pt")
+    ck = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert json.loads(ck["history"]) == state.history and json.loads(ck["steps"]) == state.steps
+    other = pixelcnn.build("pixelcnn", "shapes", filters=8, layers=1, kernel=3)
+    back = training.RunState.load(tmp_path / "ck.pt", other, torch.optim.Adam(other.parameters()))
+    assert (back.step, back.epoch, back.offset, back.best, back.history, back.steps) == (1, 0, 1, 0.5, state.history,
+                                                                                        state.steps)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
+    assert back.opt.state_dict()["state"][0]["step"] == 1
+    wider = pixelcnn.build("pixelcnn", "shapes", filters=4, layers=1, kernel=3)
+    with pytest.raises(ValueError, match="another model config"):
+        training.RunState.load(tmp_path / "ck.pt", wider, torch.optim.Adam(wider.parameters()))
 
 
 def test_mnist_end_to_end(tmp_path):
@@ -267,8 +344,9 @@ def test_missing_mnist_stops_with_a_hint(tmp_path):
 def test_help_mentions_every_flag():
     flags = set(re.findall(r'add_argument\(\s*"(--[a-z0-9-]+)"', (REPO / "train.py").read_text()))
     assert {"--model", "--dataset", "--epochs", "--batch-size", "--lr", "--warmup", "--data-dir", "--download",
-            "--out", "--checkpoint-dir", "--checkpoint-every", "--resume", "--overwrite", "--no-bf16", "--threads", "--device",
-            "--seed", "--max-steps", "--train-limit", "--test-limit", "--samples", "--set"} <= flags
+            "--out", "--checkpoint-dir", "--checkpoint-every", "--resume", "--overwrite", "--bf16", "--no-bf16",
+            "--threads", "--device", "--seed", "--max-steps", "--train-limit", "--test-limit", "--samples",
+            "--set"} <= flags
     result = subprocess.run([sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,189 @@
+"""The parts of a training run: the training step and learning-rate schedule (shared by
+train.py and the training benchmark), the choice of precision, joining the processes under
+torchrun, the state of a run (which is what a checkpoint holds), the model options that
+`--set` may change, and the loss curve."""
+import json
+import math
+import os
+from dataclasses import MISSING, dataclass, field, fields
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import from_config
+from .files import write_atomic
+from .models import Config
+
+
+def lr_at(step, total, peak, warmup):
+    """Linear warm-up to `peak` over `warmup` steps, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def cpu_has_bf16():
+    """Whether this CPU computes bf16 natively (oneDNN). Without it, bf16 autocast on the CPU is
+    emulated, and trains slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def use_bf16(forced, device_type, cpu_bf16=None):
+    """Whether to train under bf16 autocast: `forced` (True or False) where given; else on a GPU,
+    and on a CPU only where it has native bf16 (`cpu_bf16`, default: ask this CPU)."""
+    if forced is not None:
+        return forced
+    if device_type == "cuda":
+        return True
+    return device_type == "cpu" and (cpu_has_bf16() if cpu_bf16 is None else cpu_bf16)
+
+
+def precision(bf16):
+    """How a progress line names the precision."""
+    return "bf16 autocast" if bf16 else "fp32"
+
+
+def train_step(model, opt, x, label, lr, bf16):
+    """One optimiser step at learning rate `lr` on a batch of levels x (B, C, H, W) (long) and,
+    for a class-conditional model, its labels (B,) (else None).
+
+    Returns the batch's mean loss in nats/dim (a detached scalar tensor), averaged over the
+    processes when torch.distributed is initialised. Raises FloatingPointError, before touching
+    the weights, where that loss is not finite.
+    """
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x, label)
+    loss = F.cross_entropy(logits.float(), x)
+    mean = loss.detach().clone()
+    if dist.is_initialized():  # the loss over every process's images, the same in all of them
+        dist.all_reduce(mean)
+        mean /= dist.get_world_size()
+    if not torch.isfinite(mean):
+        raise FloatingPointError(f"loss became {mean.item()}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return mean
+
+
+def distributed(device):
+    """(rank, processes, device): under torchrun (WORLD_SIZE > 1) join the process group,
+    NCCL with one GPU per process or gloo on CPUs; else (0, 1, device)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device(device)
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+@dataclass
+class RunState:
+    """A training run: the model and optimiser, how far it has got and what it has measured.
+    This is exactly what a checkpoint holds (to_checkpoint / from_checkpoint)."""
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    step: int = 0  # optimiser steps taken
+    epoch: int = 0  # whole epochs done
+    offset: int = 0  # steps done into the current epoch
+    best: float = math.inf  # the lowest test NLL so far, nats/dim: the weights written
+    history: list = field(default_factory=list)  # one dict per test evaluation
+    steps: list = field(default_factory=list)  # (step, training loss) for every step
+
+    def to_checkpoint(self):
+        """The checkpoint: tensors and plain values, which torch.load(weights_only=True) reads."""
+        return {"config": self.net.config.to_dict(), "model": self.net.state_dict(), "opt": self.opt.state_dict(),
+                "step": self.step, "epoch": self.epoch, "offset": self.offset, "best": self.best,
+                # JSON text: a list of dicts or tuples is not what weights_only loading takes
+                "history": json.dumps(self.history), "steps": json.dumps(self.steps)}
+
+    @classmethod
+    def from_checkpoint(cls, ck, net, opt):
+        """The run a checkpoint holds, its weights and optimiser state loaded into `net` and `opt`.
+        Raises ValueError if the checkpoint is of another model config."""
+        if from_config(ck["config"]).config != net.config:  # from_config: options added since take their default
+            raise ValueError(f"the checkpoint is of another model config: {ck['config']}")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        return cls(net, opt, step=ck["step"], epoch=ck["epoch"], offset=ck["offset"], best=ck["best"],
+                   history=json.loads(ck["history"]), steps=json.loads(ck["steps"]))
+
+    def save(self, path):
+        """Write the checkpoint to `path` atomically."""
+        write_atomic(path, lambda tmp: torch.save(self.to_checkpoint(), tmp))
+
+    @classmethod
+    def load(cls, path, net, opt):
+        """The run checkpointed at `path`, loaded into `net` and `opt` (see from_checkpoint)."""
+        return cls.from_checkpoint(torch.load(path, weights_only=True, map_location=net.device), net, opt)
+
+
+# The model options --set may change, and their types; the rest of Config follows from
+# the model and the dataset.
+OPTIONS = {f.name: type(f.default) for f in fields(Config) if f.default is not MISSING}
+FIXED = [f.name for f in fields(Config) if f.name not in OPTIONS]
+LEAST = {"filters": 1, "layers": 1, "kernel": 3, "classes": 0}  # a 1x1 first layer would see nothing
+
+
+def model_options(pairs):
+    """The model options that --set's KEY=VALUE pairs give, or a ValueError that says what is allowed."""
+    options = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if not value:
+            raise ValueError(f"expects KEY=VALUE, got {pair!r}")
+        if key not in OPTIONS:
+            why = "is fixed by --model and --dataset" if key in FIXED else "is not a model option"
+            raise ValueError(f"{key} {why}; the options are {', '.join(OPTIONS)}")
+        options[key] = option_value(key, value, OPTIONS[key])
+    return options
+
+
+def option_value(key, value, kind):
+    """One --set value, checked: true or false for a switch, else an integer in range."""
+    if kind is bool:
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"{key} is true or false, got {value!r}")
+        return value.lower() == "true"
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"{key} takes an integer, got {value!r}") from None
+    least = LEAST.get(key, 0)
+    if n < least:
+        raise ValueError(f"{key} must be at least {least}, got {n}")
+    if key == "kernel" and n % 2 == 0:
+        raise ValueError(f"kernel must be odd, so that it centres on its pixel; got {n}")
+    return n
+
+
+def plot_curve(history, steps, path, title):
+    """The training loss (smoothed) and the test NLL against the step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if steps:
+        s, loss = zip(*steps)
+        k = max(1, len(loss) // 100)  # smooth the per-step loss into ~100 points
+        ax.plot([s[i] for i in range(k - 1, len(s), k)],
+                [sum(loss[i - k + 1:i + 1]) / k for i in range(k - 1, len(loss), k)], label="train")
+    if history:  # the first steps' loss dwarfs the rest: zoom in on the test curve
+        test = [h["test_nats_per_dim"] for h in history]
+        ax.plot([h["step"] for h in history], test, "o-", label="test")
+        ax.set_ylim(min(test) * 0.95, max(test) * 1.3)
+    ax.set(xlabel="step", ylabel="NLL (nats/dim)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
