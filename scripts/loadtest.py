@@ -7,47 +7,21 @@ Each user asks /sample for a grid (16 images by default) again and again, readin
 stream to its end; with --abandon, a quarter of the users drop every other request after
 its first picture. Printed per N: requests served, errors, the time to the first picture
 and to the last (p50, p95), and the server's memory (resident now, and its peak).
-Everything runs on this machine: the app is started with `python app.py` on a free port.
+Everything runs on this machine: the app is started with `python app.py --port 0` (a free
+loopback port), in a process of its own so that its memory is its own (app_server.py).
 """
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from app_server import running_app
 
 
 def memory_mb(pid):
     """(resident now, peak resident) of a process, in MB, from /proc."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def start_app(port):
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(url + "gradio_api/info", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the app did not start within 60 s")
 
 
 def user(url, args, k, stop_at, results, abandon):
@@ -88,8 +62,7 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=16, help="images per request")
     p.add_argument("--abandon", action="store_true", help="a quarter of the users drop every other stream")
     args = p.parse_args(argv)
-    proc, url = start_app(free_port())
-    try:
+    with running_app() as (proc, url):
         print(f"app at {url} (pid {proc.pid}); model {args.model}, {args.samples} images a request, "
               f"{args.seconds:g} s per round; memory at start {memory_mb(proc.pid)[0]:.0f} MB\n")
         print(f"{'users':>5} {'served':>7} {'dropped':>8} {'errors':>7} {'first p50':>10} {'first p95':>10} "
@@ -111,9 +84,6 @@ def main(argv=None):
                   f"{pct([r[2] for r in served], 95):>8.2f}s {rss:>7.0f} {peak:>8.0f}", flush=True)
             for e in errors[:3]:
                 print("   error:", e[1])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 """The colour models' test curves against issue #4's targets, from the shipped facts files.
 
-    python docs/colour_curves.py   # reads weights/*.json, writes docs/colour_curves.png
+    python scripts/colour_curves.py   # reads weights/*.json, writes docs/colour_curves.png
 
 Each facts file holds its run's test NLL after every evaluated epoch, up to the shipped weights.
 """
-import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -13,9 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from pixelcnn import datasets, weights  # noqa: E402
+from pixelcnn import datasets, files, weights  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = {"pixelrcnn": "PixelRCNN", "pixelrcnn_ar": "PixelRCNN, R→G→B", "gated": "Gated PixelCNN"}
 TARGETS = {"color_shapes": 1.15 * datasets.entropy_bound("color_shapes"), "color_mnist": 69.0}
@@ -26,10 +24,9 @@ def main(out=ROOT / "docs" / "colour_curves.png"):
     for ax, (dataset, target) in zip(axes, TARGETS.items()):
         best = []
         for model, label in MODELS.items():
-            path = weights.weights_path(model, dataset).with_suffix(".json")
-            if not path.exists():
+            facts = files.read_facts(weights.weights_path(model, dataset))
+            if not facts:
                 continue
-            facts = json.loads(path.read_text())
             history = facts["history"]
             ax.plot([h["step"] for h in history], [h["test_nats_per_image"] for h in history], "o-", ms=3,
                     label=f"{label}: {facts['test_nats_per_image']:.2f}")

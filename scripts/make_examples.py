@@ -1,16 +1,16 @@
 """Write the example inputs the app offers: a few test-set images per dataset, as PNGs
 upscaled 4x (nearest neighbour), so the app works without the MNIST files.
 
-    python examples/make_examples.py --data-dir ../shared/data
+    python scripts/make_examples.py --data-dir ../shared/data   # writes examples/*.png
 """
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
-from pixelcnn import datasets, images  # noqa: E402
+from pixelcnn import datasets, images
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 PICK = {  # dataset -> labels of the test images to keep (the first of each)
     "mnist": (0, 2, 3, 7),
@@ -23,7 +23,7 @@ PICK = {  # dataset -> labels of the test images to keep (the first of each)
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $PIXELCNN_DATA, else ./data)")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent), help="where the PNGs go")
+    p.add_argument("--out", default=str(EXAMPLES), help="where the PNGs go (default: examples/)")
     args = p.parse_args(argv)
     for name, labels in PICK.items():
         x, y = datasets.load(name, "test", args.data_dir)

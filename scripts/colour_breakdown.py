@@ -1,6 +1,6 @@
 """Where a colour model's extra nats go, against the binary model on the same images.
 
-    python docs/colour_breakdown.py [--images 300]
+    python scripts/colour_breakdown.py [--images 300] [--data-dir ../shared/data]
 
 color_shapes and color_mnist are shapes and mnist with a background and a foreground
 colour per image, so the colour model could in principle pay the binary model's NLL plus
@@ -12,14 +12,11 @@ the shipped weights).
 """
 import argparse
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import pixelcnn  # noqa: E402
-from pixelcnn import datasets, weights  # noqa: E402
+import pixelcnn
+from pixelcnn import datasets, weights
 
 
 def parts(net, x, ink):

@@ -1,0 +1,85 @@
+"""Take the README's pictures of the app with the weights in weights/, in Chromium:
+docs/app.png (Sample), docs/complete.png (Complete), docs/class.png (a class-conditional
+model asked for a 3, with the next-pixel probabilities), docs/score.png (How likely is it?)
+and docs/see.png (What the model sees).
+
+    python scripts/screenshot.py        # needs Chromium at /usr/bin/chromium and playwright
+
+The app runs as `python app.py --port 0` (app_server.py), offline, with the weights in weights/.
+"""
+import time
+from pathlib import Path
+
+from app_server import running_app
+from playwright.sync_api import sync_playwright
+
+import pixelcnn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def settle(page, elem_id):
+    """Wait until the output `elem_id` shows its final, fully loaded picture."""
+    time.sleep(1)
+    page.wait_for_function("""(id) => {
+        const el = document.getElementById(id), img = el.querySelector('img');
+        const tracker = el.querySelector('[data-testid=status-tracker]');
+        return (!tracker || tracker.classList.contains('hide')) && img && img.complete && img.naturalWidth > 0;
+    }""", arg=elem_id, timeout=60_000)
+
+
+def choose(page, elem_id, option):
+    page.locator(f"#{elem_id}").get_by_role("combobox").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def main(out=ROOT / "docs" / "app.png", model="PixelCNN · MNIST", seed=1, example=3):
+    with running_app() as (_, url), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 765})
+        page.goto(url)
+        choose(page, "model", model)
+        page.locator("#seed input").fill(str(seed))
+        page.locator("#start").click()
+        settle(page, "samples")
+        page.screenshot(path=str(out))
+        # the Complete tab, finishing the top half of a test digit
+        page.get_by_role("tab", name="Complete").click()
+        page.locator("#source").get_by_label("Image").check()
+        page.locator("#examples img").nth(example).click()
+        page.locator("#image img").wait_for()
+        page.locator("#complete").click()
+        settle(page, "completions")
+        page.screenshot(path=str(out.parent / "complete.png"), full_page=True)
+        # How likely is it? The same example, whole
+        page.locator("#score").click()
+        settle(page, "surprise")
+        page.screenshot(path=str(out.parent / "score.png"), full_page=True)
+        # What the model sees: the pixel in row 16, column 15
+        page.get_by_role("tab", name="What the model sees").click()
+        settle(page, "see-gated")
+        box = page.locator("#see-image img").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 15.5 / 28, box["y"] + box["height"] * 16.5 / 28)
+        page.get_by_text("Predicting pixel (16, 15)").wait_for()
+        settle(page, "see-gated")
+        page.screenshot(path=str(out.parent / "see.png"), full_page=True)
+        if ("gated_cond", "mnist") not in pixelcnn.available():
+            print("no gated_cond weights: docs/class.png not retaken")
+            return browser.close()
+        # a class-conditional model asked for a 3, with the next-pixel probabilities
+        page.get_by_role("tab", name="Sample").click()
+        choose(page, "model", "Gated PixelCNN, class-conditional · MNIST")
+        choose(page, "class", "3")
+        page.locator("#show-probs input").check()
+        page.locator("#start").click()
+        settle(page, "samples")
+        page.screenshot(path=str(out.parent / "class.png"), full_page=True)
+        browser.close()
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
