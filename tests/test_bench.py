@@ -18,7 +18,7 @@ def test_the_colour_breakdown_adds_up(capsys, monkeypatch):
     import runpy
     from conftest import REPO
     monkeypatch.delenv("PIXELCNN_WEIGHTS", raising=False)  # the shipped weights, not another test's tiny ones
-    runpy.run_path(str(REPO / "docs" / "colour_breakdown.py"), run_name="breakdown")["main"](["--images", "4"])
+    runpy.run_path(str(REPO / "scripts" / "colour_breakdown.py"), run_name="breakdown")["main"](["--images", "4"])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["first", "pixel"] and lines[-1].startswith("for comparison")
     rows = lines[1:-1]  # per dataset: the binary model, then each colour model and its extra
