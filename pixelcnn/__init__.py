@@ -14,12 +14,27 @@ from . import datasets, weights
 from .models import ARCHITECTURES, Config
 from .weights import fetch, load_into, read, weights_path
 
+__all__ = ["MODELS", "DATASETS", "Config", "build", "from_config", "load", "available"]
+
 MODELS = tuple(ARCHITECTURES)
 DATASETS = datasets.NAMES
 
 
 def build(model, dataset, **overrides):
-    """An untrained model shaped for `dataset`; overrides change its Config (e.g. filters=8)."""
+    """An untrained model shaped for a dataset, in training mode, on the CPU, in float32.
+
+    Args:
+        model: one of MODELS, e.g. "pixelcnn".
+        dataset: one of DATASETS; it fixes the image shape (C, H, W), the number of levels K
+            and, for a class-conditional model, the number of classes.
+        **overrides: Config fields to change from the model's defaults, e.g. filters=8, layers=2.
+
+    Returns:
+        An nn.Module whose forward maps levels (B, C, H, W) int64 in [0, K) and, if it is
+        class-conditional (config.classes > 0), labels (B,) int64 to logits (B, K, C, H, W)
+        float32. Its sample, sample_stream and log_prob take and give levels. Raises
+        ValueError for an unknown model or dataset.
+    """
     if model not in ARCHITECTURES:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     c, h, w, k = datasets.shape_of(dataset)
@@ -31,8 +46,17 @@ def build(model, dataset, **overrides):
 
 
 def from_config(config: dict):
+    """An untrained model from a config dict (Config.to_dict(), as a weights file stores it).
+
+    Args:
+        config: the Config fields by name; options added to Config after the dict was written
+            take their default (the behaviour of the version that wrote it).
+
+    Returns:
+        The model, as build() returns it. Raises ValueError if the dict does not describe a
+        model of this version (a missing name, an unknown option, or a value build would change).
+    """
     fixed = ("model", "dataset", "channels", "height", "width", "levels")
-    # Options added after a file was written take their default, the old behaviour.
     config = {f.name: f.default for f in dataclasses.fields(Config) if f.name not in fixed} | config
     try:
         net = build(config["model"], config["dataset"], **{k: v for k, v in config.items() if k not in fixed})
@@ -44,8 +68,20 @@ def from_config(config: dict):
 
 
 def load(model, dataset, weights_dir=None):
-    """The trained model for (model, dataset) from weights/ (else from the Hub repo
-    $PIXELCNN_HUB_REPO, if set), in eval mode."""
+    """The trained model for (model, dataset), in eval mode, on the CPU, in float32.
+
+    Args:
+        model: one of MODELS.
+        dataset: one of DATASETS.
+        weights_dir: the folder holding <model>_<dataset>.safetensors (default: $PIXELCNN_WEIGHTS,
+            else the repository's weights/). A file missing there is fetched from the Hugging Face
+            Hub repo named by $PIXELCNN_HUB_REPO, if set.
+
+    Returns:
+        The model, as build() returns it, with the trained weights (stored as float16).
+        Raises ValueError for unknown names or a file that holds another model, and
+        FileNotFoundError, saying how to train them, where there are no weights.
+    """
     build(model, dataset)  # checks the names
     path = weights_path(model, dataset, weights_dir)
     if not path.exists():
@@ -63,8 +99,16 @@ def load(model, dataset, weights_dir=None):
 
 
 def available(weights_dir=None):
-    """The (model, dataset) pairs whose weights are in weights_dir (default weights/) or,
-    if $PIXELCNN_HUB_REPO is set, in that Hub repo."""
+    """The (model, dataset) pairs that load() finds weights for.
+
+    Args:
+        weights_dir: the folder to look in (default: $PIXELCNN_WEIGHTS, else weights/); pairs
+            missing there count if the Hub repo $PIXELCNN_HUB_REPO holds them (or, offline,
+            the local Hugging Face cache does).
+
+    Returns:
+        A list of (model, dataset) tuples of str, in the order of MODELS, then DATASETS.
+    """
     pairs = [(m, d) for m in MODELS for d in DATASETS]
     local = {p for p in pairs if weights_path(*p, weights_dir).exists()}
     hub = weights.on_hub([weights.filename(*p) for p in pairs if p not in local])

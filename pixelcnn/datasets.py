@@ -7,15 +7,15 @@ color_mnist   different foreground colour per image, drawn uniformly from the 64
 
 MNIST is read from a folder holding the four IDX files (gzipped or not), checked
 against the SHA-256 of their decompressed content. The folder is `<data_dir>/mnist`,
-where data_dir is an argument, else $PIXELCNN_DATA, else ./data. `download_mnist`
-fetches the files on a machine with internet.
+where data_dir is an argument, else $PIXELCNN_DATA, else ./data. `has_mnist` says
+whether they are there; `download_mnist` fetches them on a machine with internet.
 """
 import gzip
 import hashlib
 import math
 import os
 import urllib.request
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ MNIST_MIRRORS = (
 
 
 def shape_of(name):
+    """(channels, height, width, levels) of a dataset's images; ValueError for an unknown name."""
     if name not in SHAPES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
     return SHAPES[name]
@@ -65,9 +66,23 @@ def classes_of(name):
 
 
 def load(name, split="train", data_dir=None, count=None):
-    """Images as a uint8 tensor (N, C, H, W) of levels, and int64 labels (N,).
-    `count`: how many images the procedural datasets generate (default 10,000 train,
-    2,000 test); a set of any size is drawn from the same generator."""
+    """A dataset's images and labels, on the CPU.
+
+    Args:
+        name: one of NAMES.
+        split: "train" or "test".
+        data_dir: the folder holding mnist/ (default: $PIXELCNN_DATA, else ./data); only the
+            MNIST-based sets read it.
+        count: how many images the procedural sets (shapes, color_shapes) generate (default
+            10,000 train, 2,000 test); a set of any size is drawn from the same generator.
+
+    Returns:
+        (images, labels): images a uint8 tensor (N, C, H, W) of levels in [0, K) (K and C from
+        shape_of(name)); labels an int64 tensor (N,) in [0, classes_of(name)). Deterministic:
+        the same call gives the same tensors. Raises ValueError for an unknown name or split, a
+        count given for MNIST, or a corrupt MNIST file; FileNotFoundError, saying how to fix it,
+        where the MNIST files are missing.
+    """
     shape_of(name)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
@@ -124,7 +139,7 @@ _COUNTS = {"train": 10_000, "test": 2_000}
 SHAPE_TYPES = ("square", "disc", "triangle", "line", "plus")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shape_tuples():
     """Every parameter tuple each shape type can take: (size, row, col[, orientation])."""
     t = {}
@@ -160,7 +175,7 @@ def draw_shape(kind, params):
     return img
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shapes(split, n):
     rng = np.random.default_rng(_SEEDS[split])
     tuples = _shape_tuples()
@@ -174,9 +189,26 @@ def _shapes(split, n):
 
 # ---------------------------------------------------------------- MNIST
 
+def data_root(data_dir=None):
+    """The folder that holds mnist/: data_dir, else $PIXELCNN_DATA, else ./data."""
+    return Path(data_dir or os.environ.get("PIXELCNN_DATA") or "data")
+
+
 def mnist_dir(data_dir=None):
-    root = Path(data_dir or os.environ.get("PIXELCNN_DATA") or "data")
+    """The folder the MNIST files are read from: <data root>/mnist, or the root itself if it has no mnist/."""
+    root = data_root(data_dir)
     return root / "mnist" if (root / "mnist").is_dir() else root
+
+
+def _mnist_candidates(folder, name):
+    """Where one MNIST file may lie, in the order tried: gzipped, then not."""
+    return Path(folder) / f"{name}.gz", Path(folder) / name
+
+
+def has_mnist(data_dir=None):
+    """Whether all four MNIST files are in mnist_dir(data_dir) (their hashes are checked when read)."""
+    folder = mnist_dir(data_dir)
+    return all(any(p.exists() for p in _mnist_candidates(folder, name)) for name in MNIST_FILES)
 
 
 def read_idx(data: bytes):
@@ -196,8 +228,7 @@ def read_idx(data: bytes):
 
 def read_mnist_file(folder, name):
     """The decompressed, hash-checked content of one MNIST file (gzipped or not)."""
-    folder = Path(folder)
-    for path in (folder / f"{name}.gz", folder / name):
+    for path in _mnist_candidates(folder, name):
         if path.exists():
             data = path.read_bytes()
             if path.suffix == ".gz":
@@ -221,23 +252,25 @@ def _mnist(split, folder):
 
 
 def download_mnist(data_dir=None):
-    """Fetch the four MNIST files into <data_dir>/mnist, checking each one's hash."""
-    folder = Path(data_dir or os.environ.get("PIXELCNN_DATA") or "data") / "mnist"
+    """Fetch the four MNIST files into <data root>/mnist, checking each one's hash."""
+    folder = data_root(data_dir) / "mnist"
     folder.mkdir(parents=True, exist_ok=True)
     for name in MNIST_FILES:
-        if (folder / f"{name}.gz").exists():
-            continue
-        for mirror in MNIST_MIRRORS:
-            try:
-                with urllib.request.urlopen(mirror + name + ".gz", timeout=30) as r:
-                    data = r.read()
-                if hashlib.sha256(gzip.decompress(data)).hexdigest() != MNIST_FILES[name]:
-                    raise ValueError("hash mismatch")
-            except Exception as e:  # try the next mirror
-                print(f"could not fetch {name} from {mirror}: {e}")
-                continue
-            files.write_atomic(folder / f"{name}.gz", lambda tmp: tmp.write_bytes(data))
-            break
-        else:
-            raise RuntimeError(f"could not download {name} from any mirror")
+        if not (folder / f"{name}.gz").exists():
+            data = _fetch_mnist_file(name)
+            files.write_atomic(folder / f"{name}.gz", lambda tmp, data=data: tmp.write_bytes(data))
     return folder
+
+
+def _fetch_mnist_file(name):
+    """The gzipped bytes of one MNIST file from the first mirror that serves it intact."""
+    for mirror in MNIST_MIRRORS:
+        try:
+            with urllib.request.urlopen(mirror + name + ".gz", timeout=30) as r:
+                data = r.read()
+            if hashlib.sha256(gzip.decompress(data)).hexdigest() != MNIST_FILES[name]:
+                raise ValueError("hash mismatch")
+            return data
+        except Exception as e:  # try the next mirror
+            print(f"could not fetch {name} from {mirror}: {e}")
+    raise RuntimeError(f"could not download {name} from any mirror")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file, safe_open
+from safetensors.torch import load_file, safe_open, save_file
 
 from . import files
 
@@ -16,14 +16,17 @@ HUB_REPO_ENV = "PIXELCNN_HUB_REPO"
 
 
 def filename(model, dataset):
+    """The weights file's name: <model>_<dataset>.safetensors."""
     return f"{model}_{dataset}.safetensors"
 
 
 def weights_path(model, dataset, weights_dir=None):
+    """Where the pair's weights lie: in weights_dir, else $PIXELCNN_WEIGHTS, else the repository's weights/."""
     return Path(weights_dir or os.environ.get("PIXELCNN_WEIGHTS") or WEIGHTS_DIR) / filename(model, dataset)
 
 
 def hub_repo():
+    """The Hub repo that weights missing from disk come from ($PIXELCNN_HUB_REPO), or None."""
     return os.environ.get(HUB_REPO_ENV) or None
 
 
@@ -128,7 +131,8 @@ def model_card(folder):
         if not {"model", "dataset", "test_nats_per_image"} <= f.keys():
             continue
         name = f"{f['model']}_{f['dataset']}"
-        bound = f" (entropy bound {f['entropy_bound_nats_per_image']:.2f})" if "entropy_bound_nats_per_image" in f else ""
+        bound = f.get("entropy_bound_nats_per_image")  # procedural datasets only
+        bound = "" if bound is None else f" (entropy bound {bound:.2f})"
         rows.append(f"| {f['model']} | {f['dataset']} | {f['test_nats_per_image']:.2f}{bound} | "
                     f"{f['test_bits_per_dim']:.4f} | {f['epoch']:g} | `{f['command']}` | ![]({name}_samples.png) |")
     return "\n".join([
