@@ -1,13 +1,15 @@
 """The four datasets as integer levels, the entropy bound, and the MNIST file reader."""
 import gzip
 import math
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import marking_mnist
 from pixelcnn import datasets
-from conftest import DATA_ROOT
 
 EXPECTED = {  # name -> (train count, test count, (C, H, W), K, number of label classes)
     "shapes": (10_000, 2_000, (1, 20, 20), 2, 5),
@@ -24,7 +26,7 @@ def test_names_and_shapes_agree():
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
-@pytest.mark.parametrize("name", list(EXPECTED))
+@pytest.mark.parametrize("name", marking_mnist(EXPECTED))
 def test_dataset_shapes_levels_and_labels(name, split):
     n_train, n_test, chw, k, classes = EXPECTED[name]
     x, y = datasets.load(name, split)
@@ -38,7 +40,7 @@ def test_dataset_shapes_levels_and_labels(name, split):
     assert len(torch.unique(y)) == classes
 
 
-@pytest.mark.parametrize("name", ["shapes", "color_shapes", "mnist"])
+@pytest.mark.parametrize("name", marking_mnist(["shapes", "color_shapes", "mnist"]))
 def test_loading_is_deterministic(name):
     a, la = datasets.load(name, "test")
     b, lb = datasets.load(name, "test")
@@ -60,7 +62,7 @@ def colour_codes(x):
     return x[:, 0] * 16 + x[:, 1] * 4 + x[:, 2] + 1
 
 
-@pytest.mark.parametrize("base", ["shapes", "mnist"])
+@pytest.mark.parametrize("base", marking_mnist(["shapes", "mnist"]))
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_colour_images_are_the_binary_ones_in_two_different_colours(base, split):
     binary, labels = datasets.load(base, split)
@@ -162,19 +164,31 @@ def test_read_mnist_file_in_a_missing_folder_says_how_to_fix_it(tmp_path):
         datasets.read_mnist_file(tmp_path / "nowhere", "train-images-idx3-ubyte")
     with pytest.raises(FileNotFoundError, match="--data-dir"):
         datasets.load("mnist", "test", data_dir=tmp_path / "nowhere")
+    assert not datasets.has_mnist(tmp_path / "nowhere")
 
 
+def test_has_mnist_wants_all_four_files_gzipped_or_not(tmp_path):
+    names = list(datasets.MNIST_FILES)
+    for name in names[:3]:
+        (tmp_path / f"{name}.gz").write_bytes(b"")
+    assert not datasets.has_mnist(tmp_path)
+    (tmp_path / names[3]).write_bytes(b"")
+    assert datasets.has_mnist(tmp_path) and datasets.mnist_dir(tmp_path) == tmp_path
+
+
+@pytest.mark.mnist
 def test_the_shared_mnist_files_pass_their_hash_check():
     folder = datasets.mnist_dir()
-    assert folder == DATA_ROOT / "mnist"
-    for name, digest in datasets.MNIST_FILES.items():
+    assert folder == Path(os.environ["PIXELCNN_DATA"]) / "mnist"
+    for name in datasets.MNIST_FILES:
         data = datasets.read_mnist_file(folder, name)
         assert len(data) > 0
 
 
+@pytest.mark.mnist
 def test_loading_mnist_checks_hashes(tmp_path):
     """A folder with one corrupted file (a flipped label) is refused, not loaded."""
-    src = DATA_ROOT / "mnist"
+    src = datasets.mnist_dir()
     shutil.copy(src / "t10k-images-idx3-ubyte.gz", tmp_path)
     labels = bytearray(gzip.decompress((src / "t10k-labels-idx1-ubyte.gz").read_bytes()))
     labels[-1] = (labels[-1] + 1) % 10

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import pixelcnn
+from helpers import marking_mnist
 from pixelcnn import datasets, weights
 from pixelcnn.evaluate import nll
 
@@ -35,22 +36,25 @@ def test_each_shipped_model_loads_agrees_with_its_facts_and_samples(stem):
 
 def test_shipped_pairs_cover_the_reference_and_the_new_models():
     assert {"pixelcnn_shapes", "pixelcnn_mnist", "pixelrcnn_color_shapes", "pixelrcnn_color_mnist",
-            "pixelrcnn_ar_color_shapes", "pixelrcnn_ar_color_mnist", "gated_color_shapes", "gated_mnist", "gated_cond_mnist"} <= set(SHIPPED)
+            "pixelrcnn_ar_color_shapes", "pixelrcnn_ar_color_mnist", "gated_color_shapes", "gated_mnist",
+            "gated_cond_mnist"} <= set(SHIPPED)
 
 
 def test_gated_beats_autoregressive_pixelrcnn_on_colour_shapes():
     test, _ = datasets.load("color_shapes", "test")
-    gated, ar = (nll(pixelcnn.load(m, "color_shapes", weights.WEIGHTS_DIR), test[:500]) for m in ("gated", "pixelrcnn_ar"))
+    gated, ar = (nll(pixelcnn.load(m, "color_shapes", weights.WEIGHTS_DIR), test[:500])
+                 for m in ("gated", "pixelrcnn_ar"))
     assert gated < ar
 
 
-@pytest.mark.parametrize("dataset", ["color_shapes", "color_mnist"])
+@pytest.mark.parametrize("dataset", marking_mnist(["color_shapes", "color_mnist"]))
 def test_autoregressive_colour_beats_independent_channels(dataset):
     test, _ = datasets.load(dataset, "test")
     ar, ref = (nll(pixelcnn.load(m, dataset, weights.WEIGHTS_DIR), test[:300]) for m in ("pixelrcnn_ar", "pixelrcnn"))
     assert ar < 0.6 * ref
 
 
+@pytest.mark.mnist
 def test_the_conditional_model_given_the_right_digit_beats_the_unconditional_one_which_beats_pixelcnn():
     test, labels = datasets.load("mnist", "test")
     test, labels = test[:500], labels[:500]

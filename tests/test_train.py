@@ -13,7 +13,7 @@ import torch
 
 import pixelcnn
 import train
-from conftest import REPO
+from helpers import REPO
 from pixelcnn import datasets, training
 
 TINY = ["--set", "filters=8", "layers=1", "kernel=3"]

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pixelcnn
+from helpers import REPO, make_tiny
 from pixelcnn import weights
-from conftest import REPO, make_tiny
 
 REPO_ID = "pixelcnn-studio/weights"
 
@@ -110,6 +110,7 @@ class FakeHub:
 
 def test_train_push_to_hub_uploads_what_the_app_then_loads(tmp_path, monkeypatch):
     import huggingface_hub
+
     import train
 
     hub = FakeHub(tmp_path / "repo")

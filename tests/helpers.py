@@ -1,0 +1,54 @@
+"""Helpers shared by the test modules: tiny models, random inputs for them, and where things are.
+
+The suite must stay small and fast: every model here is a few hundred parameters.
+"""
+from pathlib import Path
+
+import pytest
+import torch
+
+import pixelcnn
+from pixelcnn import datasets
+
+REPO = Path(__file__).absolute().parents[1]
+TINY = dict(filters=8, layers=2, kernel=5)
+
+
+def make_tiny(model, dataset, seed=0, warm=True, **overrides):
+    """A tiny untrained model in eval mode, deterministic from `seed`.
+
+    warm: first run one training-mode forward pass on random levels, so the
+    BatchNorm running statistics are not the trivial (0, 1) of a fresh model."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = pixelcnn.build(model, dataset, **{**TINY, **overrides})
+        if warm:
+            c, h, w = net.image_shape
+            net.train()
+            label = torch.randint(0, net.config.classes, (8,)) if net.config.classes else None
+            with torch.no_grad():
+                net(torch.randint(0, net.levels, (8, c, h, w)), label)
+    return net.eval()
+
+
+def labels_for(net, n, seed=0):
+    """n random labels for a class-conditional net, else None."""
+    if not net.config.classes:
+        return None
+    return torch.randint(0, net.config.classes, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def random_levels(net, n, seed=0):
+    """n random images (n, C, H, W) of levels for `net`."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, net.levels, (n, *net.image_shape), generator=g)
+
+
+def has_mnist():
+    """Whether the MNIST files are in $PIXELCNN_DATA/mnist (tests marked `mnist` are skipped if not)."""
+    return datasets.has_mnist()
+
+
+def marking_mnist(names):
+    """Dataset names as parameters, those read from the MNIST files marked `mnist`."""
+    return [pytest.param(n, marks=pytest.mark.mnist) if "mnist" in n else n for n in names]
