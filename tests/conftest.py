@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from helpers import REPO, has_mnist, make_tiny
+from helpers import REPO, make_tiny
+from pixelcnn import datasets
 
 # The shared MNIST IDX files live in shared/data/mnist next to the repository, in a dev
 # checkout and in CI alike; a $PIXELCNN_DATA set by whoever runs the tests wins.
@@ -23,7 +24,7 @@ pytest_plugins = ["app_fixtures"]
 def pytest_collection_modifyitems(config, items):
     """Skip the tests marked `mnist`, saying why, where the MNIST files are not found."""
     needs = [item for item in items if item.get_closest_marker("mnist")]
-    if needs and not has_mnist():
+    if needs and not datasets.has_mnist():
         skip = pytest.mark.skip(reason=f"MNIST files not found in {os.environ['PIXELCNN_DATA']}/mnist")
         for item in needs:
             item.add_marker(skip)

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import pixelcnn
-from pixelcnn import datasets
 
 REPO = Path(__file__).absolute().parents[1]
 TINY = dict(filters=8, layers=2, kernel=5)
@@ -42,11 +41,6 @@ def random_levels(net, n, seed=0):
     """n random images (n, C, H, W) of levels for `net`."""
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, net.levels, (n, *net.image_shape), generator=g)
-
-
-def has_mnist():
-    """Whether the MNIST files are in $PIXELCNN_DATA/mnist (tests marked `mnist` are skipped if not)."""
-    return datasets.has_mnist()
 
 
 def marking_mnist(names):
