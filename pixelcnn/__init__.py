@@ -10,11 +10,13 @@ inside, a model's forward pass returns logits (B, K, C, H, W).
 """
 import dataclasses
 
+import torch
+
 from . import datasets, weights
 from .models import ARCHITECTURES, Config
 from .weights import fetch, load_into, read, weights_path
 
-__all__ = ["MODELS", "DATASETS", "Config", "build", "from_config", "load", "available"]
+__all__ = ["MODELS", "DATASETS", "Config", "build", "from_config", "load", "available", "is_conditional"]
 
 MODELS = tuple(ARCHITECTURES)
 DATASETS = datasets.NAMES
@@ -35,14 +37,25 @@ def build(model, dataset, **overrides):
         float32. Its sample, sample_stream and log_prob take and give levels. Raises
         ValueError for an unknown model or dataset.
     """
-    if model not in ARCHITECTURES:
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    _check_names(model, dataset)
     c, h, w, k = datasets.shape_of(dataset)
     cls, defaults = ARCHITECTURES[model]
     options = {**defaults, **overrides}
     if options.get("classes", 0) is None:
         options["classes"] = datasets.classes_of(dataset)
     return cls(Config(model, dataset, c, h, w, k, **options))
+
+
+def _check_names(model, dataset):
+    if model not in ARCHITECTURES:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    datasets.shape_of(dataset)  # a ValueError naming the datasets, for an unknown one
+
+
+def is_conditional(model):
+    """Whether `model` (one of MODELS) is class-conditional: it takes a label wherever it takes an image."""
+    _check_names(model, DATASETS[0])
+    return ARCHITECTURES[model][1].get("classes", 0) != 0  # None: as many classes as the dataset has
 
 
 def from_config(config: dict):
@@ -82,7 +95,7 @@ def load(model, dataset, weights_dir=None):
         Raises ValueError for unknown names or a file that holds another model, and
         FileNotFoundError, saying how to train them, where there are no weights.
     """
-    build(model, dataset)  # checks the names
+    _check_names(model, dataset)
     path = weights_path(model, dataset, weights_dir)
     if not path.exists():
         try:
@@ -95,7 +108,9 @@ def load(model, dataset, weights_dir=None):
     if (config.get("model"), config.get("dataset")) != (model, dataset):
         raise ValueError(f"{path} holds {config.get('model')} on {config.get('dataset')}, "
                          f"not {model} on {dataset}")
-    return load_into(from_config(config), state, path).eval()
+    with torch.random.fork_rng(devices=[]):  # the initial weights, overwritten at once, leave the global RNG be
+        net = from_config(config)
+    return load_into(net, state, path).eval()
 
 
 def available(weights_dir=None):

@@ -59,10 +59,8 @@ def split(name):
 
 @cache
 def loaded(model, dataset):
-    """The trained model, loaded once for the life of the process (building it draws initial
-    weights from the global generator: put back as it was, for the server's other users)."""
-    with torch.random.fork_rng(devices=[]):
-        return pixelcnn.load(model, dataset)
+    """The trained model, loaded once for the life of the process."""
+    return pixelcnn.load(model, dataset)
 
 
 def get_model(name):
@@ -71,11 +69,6 @@ def get_model(name):
         return loaded(model, dataset)
     except (FileNotFoundError, ValueError) as e:
         raise Refused(str(e), title="No weights") from None
-
-
-def is_conditional(model):
-    """Whether the model named `model` (one of pixelcnn.MODELS) draws the class it is asked for."""
-    return pixelcnn.ARCHITECTURES[model][1].get("classes", 0) is None
 
 
 def number(value):
@@ -141,7 +134,7 @@ def controls(name):
     model, dataset = split(name) if name else (None, "mnist")
     c, h, _, _ = datasets.shape_of(dataset)
     classes = dict(choices=[(n, k) for k, n in enumerate(datasets.class_names(dataset))], value=0,
-                   visible=model is not None and is_conditional(model))
+                   visible=model is not None and pixelcnn.is_conditional(model))
     return Controls(h, [DRAW, IMAGE] if c == 1 else [IMAGE], examples(dataset) if name else [], classes)
 
 

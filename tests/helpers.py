@@ -4,8 +4,10 @@ The suite must stay small and fast: every model here is a few hundred parameters
 """
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 import pixelcnn
 
@@ -46,3 +48,16 @@ def random_levels(net, n, seed=0):
 def marking_mnist(names):
     """Dataset names as parameters, those read from the MNIST files marked `mnist`."""
     return [pytest.param(n, marks=pytest.mark.mnist) if "mnist" in n else n for n in names]
+
+
+def canvas(strokes, size=280, width=22, background=(0, 0, 0, 0)):
+    """An RGBA drawing like the sketchpad's: black strokes on a transparent (or white) canvas."""
+    img = Image.new("RGBA", (size, size), background)
+    draw = ImageDraw.Draw(img)
+    for points in strokes:
+        draw.line(points, fill=(0, 0, 0, 255), width=width, joint="curve")
+    return np.asarray(img)
+
+
+SEVEN = [[(60, 50), (220, 50), (130, 250)]]  # strokes on the 280x280 canvas
+ONE = [[(140, 60), (150, 230)]]

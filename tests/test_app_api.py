@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from helpers import REPO
+from helpers import REPO, SEVEN, canvas
 from pixelcnn import convert, images, studio
-from test_convert import SEVEN, canvas
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -267,6 +266,7 @@ def test_a_conditional_model_draws_the_class_asked_for(client, unpaced):
     assert np.array_equal(a, np.asarray(Image.open(sample(client, "gated_cond/mnist", 2, 1.0, 5, 3))))
 
 
+@pytest.mark.mnist
 def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path):
     import pixelcnn
     from pixelcnn import analysis

@@ -1,8 +1,12 @@
 """The benchmarks run and print their side-by-side figures (tiny sizes: no timings are checked)."""
 import math
 import re
+import runpy
 
-from pixelcnn import bench_train, training
+import pytest
+
+from helpers import REPO
+from pixelcnn import bench_train, training, weights
 
 
 def test_the_training_benchmark_prints_each_way_and_its_ratio(capsys):
@@ -14,11 +18,8 @@ def test_the_training_benchmark_prints_each_way_and_its_ratio(capsys):
     assert re.search(rf"compiled over eager \(both split, {precision}\): \d+\.\d\dx", out)
 
 
+@pytest.mark.mnist
 def test_the_colour_breakdown_adds_up(capsys, monkeypatch):
-    import runpy
-
-    from helpers import REPO
-    from pixelcnn import weights
     monkeypatch.delenv("PIXELCNN_WEIGHTS", raising=False)  # the shipped weights, not another test's tiny ones
     runpy.run_path(str(REPO / "scripts" / "colour_breakdown.py"), run_name="breakdown")["main"](["--images", "4"])
     lines = capsys.readouterr().out.splitlines()

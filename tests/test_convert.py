@@ -5,23 +5,12 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from helpers import REPO
+from helpers import ONE, REPO, SEVEN, canvas
 from pixelcnn import convert, datasets
 
 EXAMPLES = REPO / "examples"
 
 
-def canvas(strokes, size=280, width=22, background=(0, 0, 0, 0)):
-    """An RGBA drawing like the sketchpad's: black strokes on a transparent (or white) canvas."""
-    img = Image.new("RGBA", (size, size), background)
-    draw = ImageDraw.Draw(img)
-    for points in strokes:
-        draw.line(points, fill=(0, 0, 0, 255), width=width, joint="curve")
-    return np.asarray(img)
-
-
-SEVEN = [[(60, 50), (220, 50), (130, 250)]]
-ONE = [[(140, 60), (150, 230)]]
 
 
 def bbox(x):
@@ -76,11 +65,9 @@ def test_the_shipped_examples_are_test_images_pixel_for_pixel(name):
             assert torch.equal(torch.from_numpy(x), images[int(torch.nonzero(labels == label)[0])])
 
 
-def test_the_mnist_examples_match_the_test_set_where_it_is_present():
-    try:
-        images, labels = datasets.load("mnist", "test")
-    except FileNotFoundError:
-        pytest.skip("no MNIST files here")
+@pytest.mark.mnist
+def test_the_mnist_examples_match_the_test_set():
+    images, labels = datasets.load("mnist", "test")
     for path in sorted(EXAMPLES.glob("mnist_*.png")):
         x = convert.image_to_levels(convert.open_image(path), 1, 28, 28, 2)
         assert torch.equal(torch.from_numpy(x), images[int(torch.nonzero(labels == int(path.stem[-1]))[0])])

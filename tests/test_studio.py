@@ -6,9 +6,8 @@ import torch
 from PIL import Image
 
 import pixelcnn
-from helpers import REPO, make_tiny
+from helpers import REPO, SEVEN, canvas, make_tiny
 from pixelcnn import analysis, convert, datasets, evaluate, files, images, studio, weights
-from test_convert import SEVEN, canvas
 
 EXAMPLE = {"path": str(REPO / "examples" / "shapes_1.png")}
 
@@ -65,7 +64,7 @@ def test_missing_weights_are_a_message_titled_no_weights(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("model", pixelcnn.MODELS)
 def test_is_conditional_says_whether_the_model_takes_a_class(model):
-    assert studio.is_conditional(model) == bool(make_tiny(model, "mnist", warm=False).config.classes)
+    assert pixelcnn.is_conditional(model) == bool(make_tiny(model, "mnist", warm=False).config.classes)
 
 
 def test_numbers_from_the_page_are_checked():

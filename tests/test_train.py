@@ -324,6 +324,7 @@ def test_a_checkpoint_holds_the_run_state_and_loads_back(tmp_path):
         training.RunState.load(tmp_path / "ck.pt", wider, torch.optim.Adam(wider.parameters()))
 
 
+@pytest.mark.mnist
 def test_mnist_end_to_end(tmp_path):
     """The real data path: MNIST from $PIXELCNN_DATA (set by conftest), hash-checked."""
     run_train(["--model", "pixelcnn", "--dataset", "mnist", *TINY, "--max-steps", "2", "--train-limit", "128",
