@@ -9,6 +9,7 @@ from helpers import REPO
 from pixelcnn import bench_train, training, weights
 
 
+@pytest.mark.slow
 def test_the_training_benchmark_prints_each_way_and_its_ratio(capsys):
     bench_train.main(["--model", "gated", "--steps", "5", "--batch-size", "4", "--compile", "--test-images", "8"])
     out = capsys.readouterr().out

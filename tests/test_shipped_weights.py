@@ -40,6 +40,7 @@ def test_shipped_pairs_cover_the_reference_and_the_new_models():
             "gated_cond_mnist"} <= set(SHIPPED)
 
 
+@pytest.mark.slow
 def test_gated_beats_autoregressive_pixelrcnn_on_colour_shapes():
     test, _ = datasets.load("color_shapes", "test")
     gated, ar = (nll(pixelcnn.load(m, "color_shapes", weights.WEIGHTS_DIR), test[:500])
@@ -48,12 +49,14 @@ def test_gated_beats_autoregressive_pixelrcnn_on_colour_shapes():
 
 
 @pytest.mark.parametrize("dataset", marking_mnist(["color_shapes", "color_mnist"]))
+@pytest.mark.slow
 def test_autoregressive_colour_beats_independent_channels(dataset):
     test, _ = datasets.load(dataset, "test")
     ar, ref = (nll(pixelcnn.load(m, dataset, weights.WEIGHTS_DIR), test[:300]) for m in ("pixelrcnn_ar", "pixelrcnn"))
     assert ar < 0.6 * ref
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_the_conditional_model_given_the_right_digit_beats_the_unconditional_one_which_beats_pixelcnn():
     test, labels = datasets.load("mnist", "test")

@@ -126,6 +126,7 @@ def test_eval_every_evaluates_every_nth_epoch_and_the_last(tmp_path):
     assert facts["history"] == history[:history.index(best) + 1]  # the curve up to the weights written
 
 
+@pytest.mark.slow
 def test_a_compiled_run_learns_what_an_eager_one_does(tmp_path):
     losses = {}
     for flags in ([], ["--compile"]):
@@ -191,6 +192,7 @@ def test_an_interrupt_writes_a_checkpoint_keeps_the_weights_and_resumes(trained,
     assert torch.load(ck / f"{NAME}.pt", weights_only=True)["step"] == 8
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_like_ctrl_c(tmp_path):
     """A training in the background ignores Ctrl-C; `kill` (SIGTERM) must checkpoint too."""
     ck = tmp_path / "ck"
@@ -382,6 +384,7 @@ def test_evaluate_can_write_the_bits_per_dim_range_into_the_facts(trained, tmp_p
     assert json.loads((out / f"{NAME}.json").read_text())["step"] == 5  # the rest kept
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_with_gloo_train_like_one(tmp_path):
     """torchrun, 2 processes, DistributedDataParallel over gloo: each reads its half of every
     batch; the result matches one process on the same batches within noise (BatchNorm sees
