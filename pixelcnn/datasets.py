@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import urllib.request
+import zlib
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -49,7 +50,7 @@ MNIST_MIRRORS = (
 
 def shape_of(name):
     """(channels, height, width, levels) of a dataset's images; ValueError for an unknown name."""
-    if name not in SHAPES:
+    if not isinstance(name, str) or name not in SHAPES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(NAMES)}")
     return SHAPES[name]
 
@@ -227,20 +228,39 @@ def read_idx(data: bytes):
 
 
 def read_mnist_file(folder, name):
-    """The decompressed, hash-checked content of one MNIST file (gzipped or not)."""
+    """The decompressed, hash-checked content of one MNIST file (gzipped or not); a
+    ValueError naming the file where it is unreadable, truncated or not the original."""
     for path in _mnist_candidates(folder, name):
         if path.exists():
-            data = path.read_bytes()
-            if path.suffix == ".gz":
-                data = gzip.decompress(data)
+            data = _read_bytes(path)
             digest = hashlib.sha256(data).hexdigest()
             if digest != MNIST_FILES[name]:
-                raise ValueError(f"{path} is corrupt or not the original MNIST file: "
+                raise ValueError(f"{path} is corrupt or not the original MNIST file{_idx_problem(data)}: "
                                  f"sha256 {digest}, expected {MNIST_FILES[name]}")
             return data
     raise FileNotFoundError(
         f"MNIST file {name}(.gz) not found in {folder}. Point --data-dir (or $PIXELCNN_DATA) "
         f"at a folder holding the four MNIST IDX files, or fetch them with --download.")
+
+
+def _read_bytes(path):
+    """A file's bytes, gunzipped if its name ends in .gz; a ValueError naming it if that fails."""
+    if not path.is_file():  # a folder fails in read_bytes, a FIFO would block it
+        raise ValueError(f"{path} is not a regular file")
+    try:
+        data = path.read_bytes()
+        return gzip.decompress(data) if path.suffix == ".gz" else data
+    except (OSError, EOFError, zlib.error) as e:  # cut short: EOFError; not gzip or a bad CRC: BadGzipFile (OSError)
+        raise ValueError(f"{path} cannot be read (truncated or corrupt?): {e}") from e
+
+
+def _idx_problem(data):
+    """What is wrong with the structure of IDX bytes, as " (why)", or "" if nothing is."""
+    try:
+        read_idx(data)
+    except ValueError as e:
+        return f" ({e})"
+    return ""
 
 
 @lru_cache(maxsize=4)

@@ -200,3 +200,52 @@ def test_loading_mnist_checks_hashes(tmp_path):
     x, y = datasets.load("mnist", "test", data_dir=tmp_path)
     x0, y0 = datasets.load("mnist", "test")
     assert torch.equal(x, x0) and torch.equal(y, y0)
+
+
+# ---------------------------------------------------------------- damaged MNIST files
+
+def cut_gzip(data):
+    return data[: len(data) // 2]
+
+
+def flip_middle_byte(data):
+    data = bytearray(data)
+    data[len(data) // 2] ^= 0xFF
+    return bytes(data)
+
+
+DAMAGED = [  # (the damaged file, made from the shared one by, what the error says)
+    ("t10k-labels-idx1-ubyte.gz", cut_gzip, "cannot be read (truncated or corrupt?)"),
+    ("t10k-images-idx3-ubyte.gz", lambda gz: gz[:10], "cannot be read (truncated or corrupt?)"),
+    ("t10k-images-idx3-ubyte.gz", flip_middle_byte, "cannot be read (truncated or corrupt?)"),
+    ("t10k-labels-idx1-ubyte.gz", lambda gz: b"", "not an IDX file"),
+    ("t10k-labels-idx1-ubyte", lambda gz: gzip.decompress(gz)[:-100], "9900 bytes of data, its header says 10000"),
+    ("t10k-labels-idx1-ubyte", lambda gz: gzip.decompress(gz) + b"\0", "its header says 10000"),
+    ("t10k-labels-idx1-ubyte", lambda gz: gzip.decompress(gz)[:6], "truncated in its header"),
+]
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("name, damage, message", DAMAGED, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(DAMAGED)])
+def test_a_truncated_or_corrupt_mnist_file_is_a_value_error_naming_it(tmp_path, name, damage, message):
+    """Never a zlib or EOFError traceback: the error names the damaged file and says what is wrong."""
+    src = datasets.mnist_dir()
+    for other in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        if not name.startswith(other):
+            shutil.copy(src / f"{other}.gz", tmp_path)
+    original = (src / f"{name.removesuffix('.gz')}.gz").read_bytes()
+    (tmp_path / name).write_bytes(damage(original))
+    with pytest.raises(ValueError) as error:
+        datasets.load("mnist", "test", data_dir=tmp_path)
+    assert str(tmp_path / name) in str(error.value) and message in str(error.value)
+
+
+def test_a_cut_short_gzip_or_a_folder_in_place_of_a_file_is_a_value_error_naming_it(tmp_path):
+    name = "t10k-labels-idx1-ubyte"
+    (tmp_path / f"{name}.gz").write_bytes(cut_gzip(gzip.compress(idx([3], [1, 2, 3]))))
+    with pytest.raises(ValueError, match=f"{tmp_path / name}.gz cannot be read"):
+        datasets.read_mnist_file(tmp_path, name)
+    (tmp_path / f"{name}.gz").unlink()
+    (tmp_path / f"{name}.gz").mkdir()
+    with pytest.raises(ValueError, match=f"{tmp_path / name}.gz is not a regular file"):
+        datasets.read_mnist_file(tmp_path, name)
