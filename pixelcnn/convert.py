@@ -9,6 +9,8 @@ A drawing (RGBA, dark ink on a light or transparent canvas) becomes a binary ima
 An image becomes binary (ink = dark, or light on a dark background) or colour levels.
 Every function raises ValueError with a message meant for the person who gave the input.
 """
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -16,42 +18,94 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 4096 * 4096  # larger uploads are refused before they are decoded
 MAX_SIDE = 16384
+MAX_BYTES = 20 * 1024 * 1024  # larger files are refused before they are read (the app's upload limit too)
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # what a person uploads; never Pillow's rarer decoders
 THRESHOLD = 0.4  # area-averaged ink above this is a pixel of ink; lower than 0.5 keeps thin strokes
 COLOUR_SPREAD = 40  # channels further apart than this (of 255) are a colour: a tinted scan of ink is still grey
+NOT_AN_IMAGE = "That file is not an image I can read: upload a PNG or JPEG."
+NOT_UPLOADED = "That file was not uploaded to this app: upload the image, or draw it, here."
+# O_NONBLOCK: opening a FIFO that appeared after the check returns at once instead of waiting for a writer
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def open_image(path):
-    """An uploaded file as an RGB PIL image, transparency composited onto white."""
+def inside(path, folder):
+    """Whether the real path `path` lies in `folder` (symbolic links resolved)."""
+    folder = os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def open_file(path, folders=None):
+    """A regular file, opened for reading in binary, of at most MAX_BYTES: the real path of `path`
+    must lie in one of `folders` (None: anywhere). Nothing else is opened: not a FIFO, a device
+    or a folder, so no request waits on one."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(NOT_AN_IMAGE)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError("That file is not an image I can read: upload a PNG or JPEG.") from e
-    w, h = img.size
-    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
-        raise ValueError(f"That image is too large ({w}x{h} pixels): upload one of at most "
-                         f"{MAX_PIXELS // 1_000_000} megapixels (it is shrunk to 28x28 anyway).")
+        real = os.path.realpath(path)
+    except (OSError, ValueError) as e:  # a name with a NUL byte, say
+        raise ValueError(NOT_AN_IMAGE) from e
+    if folders is not None and not any(inside(real, f) for f in folders):
+        raise ValueError(NOT_UPLOADED)
     try:
-        img = ImageOps.exif_transpose(img)
-        return on_white(img)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ValueError("That image file is damaged and cannot be read.") from e
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            raise ValueError(NOT_AN_IMAGE)
+        fd = os.open(real, OPEN_FLAGS)
+    except OSError as e:  # missing, unreadable
+        raise ValueError(NOT_AN_IMAGE) from e
+    file = os.fdopen(fd, "rb")
+    info = os.fstat(fd)  # the file opened, whatever the name now points to
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+        file.close()
+        raise ValueError(NOT_AN_IMAGE if not stat.S_ISREG(info.st_mode) else
+                         f"That file is too large: upload one of at most {MAX_BYTES // 2**20} MB.")
+    return file
 
 
-def uploaded(value, what):
+def open_image(path, folders=None):
+    """An image file as an RGB PIL image, transparency composited onto white. With `folders`,
+    only a file inside one of them is opened (open_file); its size in pixels is checked from
+    its header, before anything is decoded."""
+    with open_file(path, folders) as file:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(file, formats=FORMATS)
+        except Image.DecompressionBombError as e:  # Pillow's own limit, far above ours
+            raise ValueError(too_large()) from e
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise ValueError(NOT_AN_IMAGE) from e
+        w, h = img.size
+        if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+            raise ValueError(too_large((w, h)))
+        try:
+            img = ImageOps.exif_transpose(img)
+            return on_white(img)  # decoded here, while the file is open
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise ValueError("That image file is damaged and cannot be read.") from e
+
+
+def too_large(size=None):
+    """What is said of an image of more than MAX_PIXELS, of `size` (width, height) where known."""
+    said = f" ({size[0]}x{size[1]} pixels)" if size else ""
+    return (f"That image is too large{said}: upload one of at most {MAX_PIXELS // 1_000_000} megapixels "
+            "(it is shrunk to 28x28 anyway).")
+
+
+def uploaded(value, what, folders=None):
     """An RGB PIL image from what the app's page sent for an image or a drawing (`what`): a
-    path, {"path": ...}, or a drawing's {"composite": ..., "layers": [...]}. (The app's events
-    skip Gradio's preprocessing so that a bad file earns a clear message, not a generic error.)"""
+    path, {"path": ...}, or a drawing's {"composite": ..., "layers": [...]}; with `folders`,
+    only a file inside one of them (where the app's uploads land). (The app's events skip
+    Gradio's preprocessing so that a bad file earns a clear message, not a generic error.)"""
     if isinstance(value, dict) and "layers" in value:  # a drawing: its composite, else its first layer
-        value = value.get("composite") or next((x for x in value.get("layers") or [] if x), None)
+        layers = value["layers"] if isinstance(value["layers"], list) else []
+        value = value.get("composite") or next((x for x in layers if x), None)
         if value is None:
             raise ValueError("The canvas is empty: draw something first (black on white).")
     path = value.get("path") if isinstance(value, dict) else value
     if not path:
         raise ValueError("The canvas is empty: draw something first (black on white)." if what == "drawing"
                          else "No image yet: upload one or pick an example.")
-    return open_image(path)
+    return open_image(path, folders)
 
 
 def on_white(img):

@@ -1,8 +1,12 @@
 """Fixtures of the app tests: tiny weights for every dataset, the app served on a free loopback
-port (app.serve, as scripts/ start it), and a spy on the samplers it starts. A pytest plugin
+port (app.serve, as scripts/ start it), no pacing, a spy on the samplers it starts, and hostile
+files: FIFOs that let go of their readers, PNGs whose header lies. A pytest plugin
 (conftest.py's pytest_plugins), so test modules ask for them by name without importing them."""
 import os
+import struct
 import tempfile
+import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -55,6 +59,15 @@ def app_url(tiny_weights):
 
 
 @pytest.fixture
+def unpaced(monkeypatch):
+    """Only the finished picture, at once, for tests not about watching it being drawn."""
+    from pixelcnn import studio
+
+    monkeypatch.setattr(studio, "FRAMES", 1)
+    monkeypatch.setattr(studio, "FRAME_SECONDS", 0.0)
+
+
+@pytest.fixture
 def sampler_spy(monkeypatch):
     """Watch every sampler the app starts: progress reports seen, and whether it ran to
     its end or was closed (Stop, or the client going away)."""
@@ -73,3 +86,37 @@ def sampler_spy(monkeypatch):
 
     monkeypatch.setattr(pixelcnn.sampling, "sample_stream", spy)
     return state
+
+
+@pytest.fixture
+def fifos():
+    """make(folder): a new FIFO there (a path). Afterwards, any reader stuck opening or reading
+    one (code that opens what it should not) is let go, and the FIFOs are removed."""
+    made = []
+
+    def make(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        made.append(folder / f"{uuid.uuid4().hex}.png")
+        os.mkfifo(made[-1])
+        return made[-1]
+
+    yield make
+    for path in made:
+        writer = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # never blocks; wakes readers blocked in open()
+        os.unlink(path)
+        os.close(writer)  # readers now read the end of the file
+
+
+@pytest.fixture
+def png_claiming():
+    """write(path, width, height): a PNG of a few bytes whose header claims width x height
+    one-bit pixels (a decompression bomb's header); returns the path."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def write(path, width, height):
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                         + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+        return path
+
+    return write

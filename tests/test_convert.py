@@ -1,4 +1,8 @@
-"""Pictures to levels: drawings placed like MNIST digits, uploads of any kind, examples."""
+"""Pictures to levels: drawings placed like MNIST digits, uploads of any kind, examples; and
+files that are not what they seem (issue #21)."""
+import os
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,8 +13,6 @@ from helpers import ONE, REPO, SEVEN, canvas
 from pixelcnn import convert, datasets
 
 EXAMPLES = REPO / "examples"
-
-
 
 
 def bbox(x):
@@ -148,3 +150,76 @@ def test_colour_is_told_from_greys():
     ImageDraw.Draw(grey).point((5, 15), fill=(200, 30, 30))
     assert convert.is_colour(grey)
     assert not convert.is_colour(Image.new("RGBA", (4, 4), (255, 0, 0, 0)))  # transparent: white
+
+
+# ---------------------------------------------------------------- hostile files (issue #21)
+
+def test_only_a_file_inside_the_folders_given_is_opened(tmp_path):
+    uploads, elsewhere = tmp_path / "uploads", tmp_path / "elsewhere"
+    uploads.mkdir(), elsewhere.mkdir()
+    for folder in (uploads, elsewhere):
+        Image.new("L", (28, 28), 255).save(folder / "a.png")
+    (uploads / "link.png").symlink_to(elsewhere / "a.png")
+    assert convert.open_image(uploads / "a.png", [uploads]).size == (28, 28)
+    assert convert.uploaded({"path": str(uploads / "a.png")}, "image", [str(uploads)]).size == (28, 28)
+    for path in (elsewhere / "a.png", uploads / "link.png", f"{uploads}/../elsewhere/a.png", "/etc/passwd"):
+        with pytest.raises(ValueError, match="not uploaded to this app"):
+            convert.open_image(path, [uploads])
+        with pytest.raises(ValueError, match="not uploaded to this app"):
+            convert.uploaded({"layers": [{"path": str(path)}], "composite": None}, "drawing", [uploads])
+
+
+def opened_within(seconds, *args):
+    """convert.open_image(*args) in a thread, its ValueError's message, or a failure after `seconds`."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        with pytest.raises(ValueError) as e:
+            pool.submit(convert.open_image, *args).result(timeout=seconds)
+        return str(e.value)
+    finally:
+        pool.shutdown(wait=False)  # what is stuck ends when `fifos` lets go of the FIFO
+
+
+def test_nothing_but_a_regular_file_is_opened(tmp_path, fifos):
+    """A FIFO would hold the worker that opens it until someone writes to it."""
+    for path in (fifos(tmp_path), tmp_path, "/dev/zero", "/dev/null"):
+        assert "not an image" in opened_within(30, path)
+    assert "not an image" in opened_within(30, fifos(tmp_path), [tmp_path])  # allowed, and still refused
+
+
+def test_a_fifo_in_place_of_the_file_checked_is_not_waited_on(tmp_path, fifos, monkeypatch):
+    """The name may point to a FIFO by the time the file is opened: it is opened without waiting
+    and refused. (Here the check is told a regular file's status to stand for that moment.)"""
+    Image.new("L", (28, 28), 255).save(tmp_path / "a.png")
+    seen_before = os.stat(tmp_path / "a.png")
+    lying = SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
+    lying.stat = lambda path: seen_before
+    monkeypatch.setattr(convert, "os", lying)
+    assert "not an image" in opened_within(30, fifos(tmp_path))
+
+
+def test_a_file_over_the_byte_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(tmp_path / "a.png")
+    monkeypatch.setattr(convert, "MAX_BYTES", (tmp_path / "a.png").stat().st_size - 1)
+    with pytest.raises(ValueError, match="That file is too large"):
+        convert.open_image(tmp_path / "a.png")
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, png_claiming):
+    """Headers claiming more pixels than MAX_PIXELS, and more than Pillow's own limit."""
+    for side in (4097, 50000):
+        with pytest.raises(ValueError, match="too large"):
+            convert.open_image(png_claiming(tmp_path / "bomb.png", side, side))
+
+
+def test_only_the_common_image_formats_are_decoded(tmp_path):
+    """Pillow reads many rarer formats (its EPS reader runs Ghostscript): none is tried on uploads."""
+    (tmp_path / "a.eps").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n")
+    Image.new("L", (28, 28), 255).save(tmp_path / "a.ppm")
+    Image.new("L", (28, 28), 255).save(tmp_path / "a.tga")
+    for name in ("a.eps", "a.ppm", "a.tga"):
+        with pytest.raises(ValueError, match="not an image I can read"):
+            convert.open_image(tmp_path / name)
+    for kind in ("PNG", "JPEG", "WEBP", "GIF", "BMP"):
+        Image.new("RGB", (28, 28), (255, 255, 255)).save(tmp_path / "a.img", kind)
+        assert convert.open_image(tmp_path / "a.img").size == (28, 28)
