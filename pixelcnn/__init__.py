@@ -9,6 +9,7 @@ inside, a model's forward pass returns logits (B, K, C, H, W).
     nll = -model.log_prob(x).sum(dim=(1, 2, 3))        # nats per image
 """
 import dataclasses
+import reprlib
 
 import torch
 
@@ -20,6 +21,15 @@ __all__ = ["MODELS", "DATASETS", "Config", "build", "from_config", "load", "avai
 
 MODELS = tuple(ARCHITECTURES)
 DATASETS = datasets.NAMES
+
+# The model options build's overrides (and a config, and train.py's --set) may change, and
+# their types; the rest of Config follows from the model and the dataset.
+OPTIONS = {f.name: type(f.default) for f in dataclasses.fields(Config) if f.default is not dataclasses.MISSING}
+FIXED = tuple(f.name for f in dataclasses.fields(Config) if f.name not in OPTIONS)
+LEAST = {"filters": 1, "layers": 1, "kernel": 3, "classes": 0}  # a 1x1 first layer would see nothing
+# Far above any model here: beyond them, a config (say in a hostile weights file) would take
+# minutes to build, or overflow torch's sizes, even on the meta device.
+MOST = {"filters": 1024, "layers": 100, "kernel": 99}
 
 
 def build(model, dataset, **overrides):
@@ -40,15 +50,48 @@ def build(model, dataset, **overrides):
     _check_names(model, dataset)
     c, h, w, k = datasets.shape_of(dataset)
     cls, defaults = ARCHITECTURES[model]
+    for key, value in overrides.items():  # an unknown key: Config's TypeError, as for any function
+        if key in OPTIONS and not (key == "classes" and value is None):
+            check_option(key, value)
     options = {**defaults, **overrides}
-    if options.get("classes", 0) is None:
-        options["classes"] = datasets.classes_of(dataset)
+    options["classes"] = _classes(model, dataset, options.get("classes", 0))
     return cls(Config(model, dataset, c, h, w, k, **options))
 
 
+def check_option(key, value):
+    """`value` if it suits the model option `key` (one of OPTIONS): True or False for a switch,
+    else an int from LEAST to MOST (a kernel odd); else a ValueError that says what is allowed."""
+    if OPTIONS[key] is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} is true or false, got {reprlib.repr(value)}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} takes an integer, got {reprlib.repr(value)}")
+    least, most = LEAST.get(key, 0), MOST.get(key)
+    if value < least:
+        raise ValueError(f"{key} must be at least {least}, got {value}")
+    if most is not None and value > most:
+        raise ValueError(f"{key} must be at most {most}, got {value}")
+    if key == "kernel" and value % 2 == 0:
+        raise ValueError(f"kernel must be odd, so that it centres on its pixel; got {value}")
+    return value
+
+
+def _classes(model, dataset, classes):
+    """How many classes `model` on `dataset` has: one per label of the dataset for a
+    class-conditional model, else 0. `classes`, if not None, must say the same."""
+    want = datasets.classes_of(dataset) if is_conditional(model) else 0
+    if classes is not None and classes != want:
+        if not want:
+            raise ValueError(f"{model} cannot be class-conditional: use "
+                             f"{' or '.join(m for m in MODELS if is_conditional(m))}")
+        raise ValueError(f"{model} on {dataset} has one class per label of {dataset}, {want}; got classes={classes}")
+    return want
+
+
 def _check_names(model, dataset):
-    if model not in ARCHITECTURES:
-        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if not isinstance(model, str) or model not in ARCHITECTURES:
+        raise ValueError(f"unknown model {reprlib.repr(model)}; choose one of {', '.join(MODELS)}")
     datasets.shape_of(dataset)  # a ValueError naming the datasets, for an unknown one
 
 
@@ -66,17 +109,30 @@ def from_config(config: dict):
             take their default (the behaviour of the version that wrote it).
 
     Returns:
-        The model, as build() returns it. Raises ValueError if the dict does not describe a
-        model of this version (a missing name, an unknown option, or a value build would change).
+        The model, as build() returns it. Raises ValueError, saying what is wrong, if `config`
+        is not a dict that describes a model of this version: a missing or unknown model or
+        dataset, an unknown option, a value of the wrong type or out of range (check_option),
+        or a field that build would change (the image shape of another dataset, say).
     """
-    fixed = ("model", "dataset", "channels", "height", "width", "levels")
-    config = {f.name: f.default for f in dataclasses.fields(Config) if f.name not in fixed} | config
-    try:
-        net = build(config["model"], config["dataset"], **{k: v for k, v in config.items() if k not in fixed})
-    except (KeyError, TypeError) as e:  # a missing name, or an option this version does not have
-        raise ValueError(f"config {config} does not describe a model of this version: {e}") from e
-    if net.config.to_dict() != config:
-        raise ValueError(f"config {config} does not describe a model of this version")
+    if not isinstance(config, dict):
+        raise ValueError(f"a config is a dict (a JSON object) of model options, got {reprlib.repr(config)}")
+    missing = [k for k in ("model", "dataset") if k not in config]
+    if missing:
+        raise ValueError(f"the config names no {' and no '.join(missing)}")
+    unknown = [str(k) for k in config if k not in OPTIONS and k not in FIXED]
+    if unknown:
+        raise ValueError(f"the config does not describe a model of this version: {', '.join(unknown)} "
+                         f"{'is not a model option' if len(unknown) == 1 else 'are not model options'}; "
+                         f"the options are {', '.join(OPTIONS)}")
+    config = {f.name: f.default for f in dataclasses.fields(Config) if f.name in OPTIONS} | config
+    model, dataset = config["model"], config["dataset"]
+    net = build(model, dataset, **{k: v for k, v in config.items() if k in OPTIONS})
+    built = net.config.to_dict()
+    wrong = [f"{k} {built[k]!r}, not {reprlib.repr(config[k]) if k in config else 'none'}"
+             for k in built if k not in config or config[k] != built[k]]
+    if wrong:
+        raise ValueError(f"the config does not describe a model of this version: {model} on {dataset} "
+                         f"has {', '.join(wrong)}")
     return net
 
 
@@ -92,8 +148,10 @@ def load(model, dataset, weights_dir=None):
 
     Returns:
         The model, as build() returns it, with the trained weights (stored as float16).
-        Raises ValueError for unknown names or a file that holds another model, and
-        FileNotFoundError, saying how to train them, where there are no weights.
+        Raises ValueError for unknown names, and, naming the file, for one that is corrupt
+        (unreadable, its tensors unlike the hash in its metadata, or not finite), whose config
+        is malformed, or that holds another model; FileNotFoundError, saying how to train them,
+        where there are no weights. A file written before weights had a hash loads with a warning.
     """
     _check_names(model, dataset)
     path = weights_path(model, dataset, weights_dir)
@@ -105,10 +163,15 @@ def load(model, dataset, weights_dir=None):
                 f"no trained weights for {model} on {dataset} at {path}, and {e}. "
                 f"Train them with: python train.py --model {model} --dataset {dataset}") from None
     config, state = read(path)
-    if (config.get("model"), config.get("dataset")) != (model, dataset):
-        raise ValueError(f"{path} holds {config.get('model')} on {config.get('dataset')}, "
-                         f"not {model} on {dataset}")
     with torch.random.fork_rng(devices=[]):  # the initial weights, overwritten at once, leave the global RNG be
+        try:
+            with torch.device("meta"):  # no memory: a config far larger than the file's tensors is refused first
+                shape = from_config(config)
+        except ValueError as e:
+            raise ValueError(f"{path} has a bad config in its metadata: {e}") from None
+        if (shape.config.model, shape.config.dataset) != (model, dataset):
+            raise ValueError(f"{path} holds {shape.config.model} on {shape.config.dataset}, not {model} on {dataset}")
+        weights.check_fits(shape, state, path)
         net = from_config(config)
     return load_into(net, state, path).eval()
 

@@ -1,7 +1,11 @@
-"""Weights on disk: safetensors (fp16) with the model's config in the metadata. No pickle.
-Weights missing from disk can come from a Hugging Face Hub repo named by $PIXELCNN_HUB_REPO."""
+"""Weights on disk: safetensors (fp16) with the model's config and a SHA-256 of the tensors
+in the metadata, checked on reading. No pickle. Weights missing from disk can come from a
+Hugging Face Hub repo named by $PIXELCNN_HUB_REPO."""
+import hashlib
 import json
 import os
+import reprlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -13,6 +17,8 @@ from . import files
 FORMAT = "pixelcnn-studio/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 HUB_REPO_ENV = "PIXELCNN_HUB_REPO"
+HASH_KEY = "tensors_sha256"  # the metadata key of content_hash(state)
+_noted_unhashed = set()  # the files without a hash already warned of: once each
 
 
 def filename(model, dataset):
@@ -64,22 +70,42 @@ def on_hub(names, repo=None):
 
 
 def save(net, path, dtype=torch.float16):
-    """Write the model's state (floats as `dtype`) and config, atomically."""
+    """Write the model's state (floats as `dtype`), config and content hash, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu()
              for k, v in net.state_dict().items()}
-    meta = {"format": FORMAT, "config": json.dumps(net.config.to_dict())}
+    write_state(state, net.config.to_dict(), path)
 
-    def write(tmp):
+
+def write_state(state, config, path):
+    """Write a state dict and its config, with the state's content hash, atomically."""
+    meta = {"format": FORMAT, "config": json.dumps(config), HASH_KEY: content_hash(state)}
+
+    def write_tmp(tmp):
         save_file(state, str(tmp), metadata=meta)
         os.chmod(tmp, 0o644)  # safetensors writes 0600: an app running as another user could not read it
 
-    files.write_atomic(path, write)
+    files.write_atomic(path, write_tmp)
+
+
+def content_hash(state):
+    """The SHA-256 (hex) of a state dict's tensors in a canonical form: for each name in sorted
+    order, the name, dtype, shape and byte count, then the raw bytes. Any flipped byte in the
+    data changes it; the order and alignment safetensors lays the tensors out in do not."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape), t.numel() * t.element_size()]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
 
 
 def read(path):
-    """(config dict, state dict) from a weights file, or a ValueError saying what is wrong."""
+    """(config dict, state dict) from a weights file; a ValueError naming the file and saying
+    what is wrong where it is unreadable, not ours, its config not a JSON object, its tensors
+    unlike the hash in its metadata, or not finite. A file without a hash (written before
+    there was one) is read with a warning, once per file."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -88,17 +114,56 @@ def read(path):
         raise ValueError(f"{path} is not a readable safetensors file (corrupt or truncated?): {e}") from e
     if meta.get("format") != FORMAT or "config" not in meta:
         raise ValueError(f"{path} is not a PixelCNN Studio weights file (no config in its metadata)")
-    return json.loads(meta["config"]), state
+    config = _config(meta["config"], path)
+    _check_hash(state, meta.get(HASH_KEY), path)
+    bad = next((k for k in sorted(state) if state[k].is_floating_point() and not state[k].isfinite().all()), None)
+    if bad is not None:
+        n = int((~state[bad].isfinite()).sum())
+        raise ValueError(f"{path} is corrupt: its weights are not all finite ({n} of the {state[bad].numel()} "
+                         f"values of {bad} are NaN or infinite)")
+    return config, state
 
 
-def load_into(net, state, path):
-    """Copy `state` into `net`, in the net's dtype; a clear error if they do not fit."""
+def _config(text, path):
+    """The config JSON object in a file's metadata, or a ValueError naming the file."""
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{path} is corrupt: the config in its metadata is not JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is corrupt: the config in its metadata is {reprlib.repr(config)}, "
+                         "not a JSON object of model options")
+    return config
+
+
+def _check_hash(state, expected, path):
+    """A ValueError naming the file if its tensors do not match the hash in its metadata; a
+    warning, the first time, for a file without one."""
+    if expected is None:
+        if str(Path(path).resolve()) not in _noted_unhashed:
+            _noted_unhashed.add(str(Path(path).resolve()))
+            warnings.warn(f"{path} has no content hash in its metadata (it was written before weights "
+                          "had one), so flipped bytes in it would go unnoticed; saving it again adds one",
+                          stacklevel=3)
+    elif content_hash(state) != expected:
+        raise ValueError(f"{path} is corrupt: its tensor data does not match the SHA-256 in its metadata "
+                         "(flipped or damaged bytes); fetch or train the weights again")
+
+
+def check_fits(net, state, path):
+    """A ValueError naming the file unless `state` has exactly the net's tensor names and shapes."""
     own = net.state_dict()
     missing, extra = own.keys() - state.keys(), state.keys() - own.keys()
     bad = [k for k in own.keys() & state.keys() if own[k].shape != state[k].shape]
     if missing or extra or bad:
         raise ValueError(f"{path} holds weights of another model: missing {sorted(missing)[:3]}, "
                          f"unexpected {sorted(extra)[:3]}, wrong shape {bad[:3]}")
+
+
+def load_into(net, state, path):
+    """Copy `state` into `net`, in the net's dtype; a clear error if they do not fit."""
+    check_fits(net, state, path)
+    own = net.state_dict()
     net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return net
 
