@@ -20,10 +20,12 @@ from contextlib import contextmanager
 import gradio as gr
 
 import pixelcnn
-from pixelcnn import studio
+from pixelcnn import convert, studio
 from pixelcnn.studio import DRAW, IMAGE, MAX_SAMPLES
 
-QUEUE = dict(default_concurrency_limit=2, max_size=20)  # beyond 20 waiting, Gradio says the queue is full
+# Beyond 20 waiting, Gradio says the queue is full. api_open=False: a queued event cannot be
+# run by POST /gradio_api/run/<name> past the queue and its limits (Gradio's default off Spaces)
+QUEUE = dict(default_concurrency_limit=2, max_size=20, api_open=False)
 
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
@@ -55,6 +57,12 @@ def tell(level, message):
     (gr.Warning if level == "warning" else gr.Info)(message)
 
 
+def uploads():
+    """Where Gradio puts the files this app receives (uploads, the sketchpad): the folder it
+    checks a client's files against (gradio.processing_utils._check_allowed)."""
+    return gr.utils.get_upload_folder()
+
+
 # ---------------------------------------------------------------- handlers: one call each
 
 def sample(model: str, n: float, temperature: float, seed: float, klass: float = 0, show_probs: bool = False):
@@ -71,20 +79,19 @@ def complete(model: str, source: str, drawing: dict | None, image: dict | None,
     stream four completions of the rest, side by side, the kept part tinted blue."""
     with told():
         yield from studio.complete(model, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass,
-                                   tell=tell)
+                                   tell=tell, uploads=uploads())
 
 
 def score(model: str, source: str, drawing: dict | None, image: dict | None, klass: float = 0):
     """How likely the model finds the whole picture: bits/dim beside the range on test
     images, and a heat map of the bits each pixel costs."""
     with told():
-        return studio.score(model, source, drawing, image, klass, tell=tell)
+        return studio.score(model, source, drawing, image, klass, tell=tell, uploads=uploads())
 
 
 def see_click(name, evt: gr.SelectData):
-    x, y = evt.index  # in the picture's pixels
     with told():
-        return studio.see(name, y // studio.SEE_SCALE, x // studio.SEE_SCALE)
+        return studio.see_at(name, evt.index)
 
 
 def see_centre(name):
@@ -107,7 +114,7 @@ def show_source(source):
 
 def pick_example(name, evt: gr.SelectData):
     with told():
-        return studio.controls(name).examples[evt.index], IMAGE
+        return studio.example(name, evt.index), IMAGE
 
 
 # ---------------------------------------------------------------- the page
@@ -118,7 +125,7 @@ def build_demo():
     names = [f"{m}/{d}" for m, d in pixelcnn.available()]
     default = "pixelcnn/mnist" if "pixelcnn/mnist" in names else (names[0] if names else None)
     start_with = studio.controls(default)
-    private = dict(api_visibility="private", queue=False, show_progress="hidden")
+    private = dict(api_visibility="private", queue=False, show_progress="hidden")  # cheap: run at once
     with gr.Blocks(title="PixelCNN Studio") as demo:
         gr.Markdown(INTRO)
         if not names:
@@ -215,9 +222,11 @@ def build_demo():
         rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score",
                    preprocess=False, **busy)
         show_probs.change(lambda on: gr.Label(visible=on), show_probs, probs, **private)
+        # gradients through two models: queued (so no POST runs them past it), one at a time
+        looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see")
         looks = [seen_image, seen_ref, seen_gated, seen_text]
-        see_tab.select(see_centre, model, looks, **private)
-        seen_image.select(see_click, model, looks, **private)
+        see_tab.select(see_centre, model, looks, **looking)
+        seen_image.select(see_click, model, looks, **looking)
 
         model.change(choose_model, model, [keep_rows, source, gallery, klass], **private)
         source.change(show_source, source, [draw_box, image_box], **private)
@@ -239,7 +248,7 @@ def serve(port=None, quiet=False):
     else 7860 or the next free one; 0: a free loopback port). Returns (demo, its URL)."""
     where = dict(server_name="127.0.0.1", server_port=free_port()) if port == 0 else dict(server_port=port)
     demo = build_demo().queue(**QUEUE)
-    demo.launch(max_file_size="20mb", prevent_thread_lock=True, quiet=quiet, **where)
+    demo.launch(max_file_size=convert.MAX_BYTES, prevent_thread_lock=True, quiet=quiet, **where)
     return demo, demo.local_url
 
 

@@ -10,6 +10,8 @@ server; app.py lays out the page and wires its events to these calls:
 `name` is "model/dataset", e.g. "pixelcnn/mnist". Input that cannot be used raises `Refused`
 (a ValueError) with a message for the person; asides for them go to `tell(level, message)`,
 level "info" or "warning". Randomness comes from the seed given, never the global state.
+A server passes `uploads`, the folder its uploads land in: a picture is then opened only from
+there or from the examples, never from a path a client names elsewhere.
 """
 import math
 import time
@@ -99,15 +101,18 @@ def label_of(net, klass):
     return whole_number(klass, 0, classes - 1, "class") if classes else None
 
 
-def given(net, source, drawing, image, whole, tell=ignore):
-    """The picture to complete or score as levels (C, H, W), from the drawing or the image."""
+def given(net, source, drawing, image, whole, tell=ignore, uploads=None):
+    """The picture to complete or score as levels (C, H, W), from the drawing or the image; a
+    file only from the folder `uploads` or the examples (None: from anywhere)."""
     c, h, w = net.image_shape
+    folders = None if uploads is None else (uploads, EXAMPLES)
     try:
         if source == DRAW:
             if c != 1:
                 raise ValueError("This model completes colour images: upload one or pick an example.")
-            return convert.drawing_to_levels(np.asarray(convert.uploaded(drawing, "drawing")), h, w, whole=whole)
-        img = convert.uploaded(image, "image")
+            drawn = convert.uploaded(drawing, "drawing", folders)
+            return convert.drawing_to_levels(np.asarray(drawn), h, w, whole=whole)
+        img = convert.uploaded(image, "image", folders)
         if c == 1 and convert.is_colour(img):
             tell("info", "This model draws black and white: your colour image was turned into black and white.")
         return convert.image_to_levels(img, c, h, w, net.levels)
@@ -136,6 +141,12 @@ def controls(name):
     classes = dict(choices=[(n, k) for k, n in enumerate(datasets.class_names(dataset))], value=0,
                    visible=model is not None and pixelcnn.is_conditional(model))
     return Controls(h, [DRAW, IMAGE] if c == 1 else [IMAGE], examples(dataset) if name else [], classes)
+
+
+def example(name, index):
+    """The path of the example picture `index` offered for the model `name`."""
+    found = controls(name).examples
+    return found[whole_number(index, 0, len(found) - 1, "example's number")]
 
 
 # ---------------------------------------------------------------- sampling and completing
@@ -186,7 +197,8 @@ def sample(name, n, temperature, seed, klass=0, show_probs=False):
             yield pic, next_pixel(p.probs, net) if show_probs and p.probs is not None else None
 
 
-def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore):
+def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore,
+             uploads=None):
     """Keep the top `keep_rows` rows of the picture (keep_drawn: every row down to the last
     one with ink) and yield COMPLETIONS completions of the rest side by side as they form,
     the kept part tinted blue."""
@@ -194,7 +206,7 @@ def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, s
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, 2**63 - 1, "seed")
-    x = given(net, source, drawing, image, whole=not keep_drawn, tell=tell)
+    x = given(net, source, drawing, image, whole=not keep_drawn, tell=tell, uploads=uploads)
     if keep_drawn:
         rows = convert.last_ink_row(x) + 1
         if rows == 0:
@@ -224,12 +236,12 @@ def range_on_test_images(name):
     return evaluate.range_on_test_images(get_model(name))
 
 
-def score(name, source, drawing, image, klass=0, tell=ignore):
+def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
     """(heat map, Markdown): how likely the model finds the whole picture, in bits/dim beside
     the range on test images, and the bits each pixel costs."""
     net = get_model(name)
     label = label_of(net, klass)
-    x = torch.from_numpy(given(net, source, drawing, image, whole=True, tell=tell)).long()[None]
+    x = torch.from_numpy(given(net, source, drawing, image, whole=True, tell=tell, uploads=uploads)).long()[None]
     bits = analysis.surprise(net, x, label)[0]
     bpd = analysis.bits_per_dim(net, x, label).item()
     text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"
@@ -268,6 +280,20 @@ def see_image(dataset):
     return convert.image_to_levels(convert.open_image(found[0]), c, h, w, k)
 
 
+def pixel(value, size):
+    """A row or column from what the page sent, clipped to the image (None: the middle)."""
+    v = size // 2 if value is None else number(value)
+    if math.isnan(v):
+        raise Refused("Click a pixel of the picture.")
+    return int(min(max(v, 0), size - 1))
+
+
+def see_at(name, index):
+    """see() of the pixel clicked: `index` is (x, y) in the picture's pixels."""
+    x, y = index if isinstance(index, (list, tuple)) and len(index) == 2 else (None, None)
+    return see(name, number(y) // SEE_SCALE, number(x) // SEE_SCALE)
+
+
 def see(name, i=None, j=None):
     """(the picture with pixel (i, j) outlined, PixelCNN's map, Gated PixelCNN's map, Markdown):
     which pixels each one's prediction at (i, j) depends on, PixelCNN's blind spot in light
@@ -275,8 +301,7 @@ def see(name, i=None, j=None):
     _, dataset = split(name)
     x = torch.from_numpy(see_image(dataset)).long()
     _, h, w = x.shape
-    i, j = (h // 2 if i is None else i), (w // 2 if j is None else j)
-    i, j = min(max(int(i), 0), h - 1), min(max(int(j), 0), w - 1)
+    i, j = pixel(i, h), pixel(j, w)
     maps, notes = [], []
     for model in ("pixelcnn", "gated"):
         net, trained = seeing_model(model, dataset)

@@ -1,7 +1,8 @@
 """Fixtures of the app tests: tiny weights for every dataset, the app served on a free loopback
-port (app.serve, as scripts/ start it), no pacing, a spy on the samplers it starts, and hostile
-files: FIFOs that let go of their readers, PNGs whose header lies. A pytest plugin
-(conftest.py's pytest_plugins), so test modules ask for them by name without importing them."""
+port (app.serve, as scripts/ start it), tiny models in place of studio's, no pacing, a spy on the
+samplers it starts, and hostile files (FIFOs that let go of their readers, PNGs whose header
+lies). A pytest plugin (conftest.py's pytest_plugins), so test modules ask for them by name
+without importing them."""
 import os
 import struct
 import tempfile
@@ -56,6 +57,32 @@ def app_url(tiny_weights):
     demo, url = app.serve(port=0, quiet=True)
     yield url
     demo.close()
+
+
+@pytest.fixture
+def fresh_caches():
+    """No model cached by one test (or by the app tests) is seen by another."""
+    from pixelcnn import studio
+
+    caches = (studio.loaded, studio.range_on_test_images, studio.seeing_model)
+    for c in caches:
+        c.cache_clear()
+    yield
+    for c in caches:
+        c.cache_clear()
+
+
+@pytest.fixture
+def tiny_models(monkeypatch, fresh_caches):
+    """studio's models, in this process, are tiny untrained ones, whatever the weights on disk;
+    no pacing. Returns studio.loaded, which gives them."""
+    from helpers import make_tiny
+    from pixelcnn import studio
+
+    made = {}
+    monkeypatch.setattr(studio, "loaded", lambda m, d: made.setdefault((m, d), make_tiny(m, d)))
+    monkeypatch.setattr(studio, "FRAME_SECONDS", 0.0)
+    return studio.loaded
 
 
 @pytest.fixture

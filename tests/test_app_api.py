@@ -22,13 +22,6 @@ def client(app_url):
     return Client(app_url, verbose=False)
 
 
-@pytest.fixture
-def unpaced(monkeypatch):
-    """Only the finished picture, at once, for tests not about watching it being drawn."""
-    monkeypatch.setattr(studio, "FRAMES", 1)
-    monkeypatch.setattr(studio, "FRAME_SECONDS", 0.0)
-
-
 def cells(path, n, nrow, h, w):
     """The colour at the centre of every pixel of every image in a grid picture: (n, h, w, 3)."""
     img = np.asarray(Image.open(path).convert("RGB")).astype(int)

@@ -12,24 +12,7 @@ from pixelcnn import analysis, convert, datasets, evaluate, files, images, studi
 EXAMPLE = {"path": str(REPO / "examples" / "shapes_1.png")}
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    """No model cached by one test (or by the app tests) is seen by another."""
-    caches = (studio.loaded, studio.range_on_test_images, studio.seeing_model)
-    for c in caches:
-        c.cache_clear()
-    yield
-    for c in caches:
-        c.cache_clear()
-
-
-@pytest.fixture
-def tiny_models(monkeypatch):
-    """studio's models are tiny untrained ones, whatever the weights on disk; no pacing."""
-    made = {}
-    monkeypatch.setattr(studio, "loaded", lambda m, d: made.setdefault((m, d), make_tiny(m, d)))
-    monkeypatch.setattr(studio, "FRAME_SECONDS", 0.0)
-    return studio.loaded
+pytestmark = pytest.mark.usefixtures("fresh_caches")  # app_fixtures: no model cached by another test
 
 
 def drawing(tmp_path, strokes=SEVEN):
