@@ -3,6 +3,7 @@ metadata, they are finite, and the config is a JSON object that describes a mode
 version. Anything else is a ValueError that names the file and says what is wrong."""
 import json
 import re
+import runpy
 import warnings
 
 import pytest
@@ -11,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import pixelcnn
-from helpers import make_tiny
+from helpers import REPO, make_tiny
 from pixelcnn import weights
 
 
@@ -199,3 +200,32 @@ def test_build_checks_every_option_before_building(model, dataset, overrides, me
 def test_from_config_refuses_what_is_not_a_config_of_this_version(config, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         pixelcnn.from_config(config)
+
+
+def test_rehashing_an_old_file_adds_the_hash_and_keeps_its_tensors_bit_for_bit(tmp_path, tiny, capsys):
+    rehash = runpy.run_path(str(REPO / "scripts" / "rehash_weights.py"), run_name="rehash")["main"]
+    state = fp16_state(tiny)
+    old = write_raw(tmp_path / "pixelcnn_shapes.safetensors", state, json.dumps(tiny.config.to_dict()), hashed=False)
+    old.chmod(0o600)
+    rehash([str(old)])
+    with safe_open(str(old), "pt") as f:
+        assert f.metadata()[weights.HASH_KEY] == weights.content_hash(state)
+        assert f.metadata()["config"] == json.dumps(tiny.config.to_dict())
+    back = load_file(str(old))
+    as_bytes = lambda t: (t.dtype, t.shape, t.reshape(-1).view(torch.uint8).tolist())  # noqa: E731
+    assert back.keys() == state.keys() and all(as_bytes(back[k]) == as_bytes(state[k]) for k in state)
+    assert old.stat().st_mode & 0o777 == 0o644
+    before = old.read_bytes()
+    rehash([str(old)])  # a file with its hash is checked, not rewritten
+    assert old.read_bytes() == before
+    assert capsys.readouterr().out.splitlines() == [f"{old}: hash added", f"{old}: has its hash"]
+
+
+def test_the_shipped_weights_carry_their_hash():
+    """So the app loads them without the note that older files get."""
+    shipped = sorted(weights.WEIGHTS_DIR.glob("*.safetensors"))
+    assert shipped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for path in shipped:
+            weights.read(path)
