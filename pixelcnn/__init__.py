@@ -45,7 +45,9 @@ def build(model, dataset, **overrides):
         An nn.Module whose forward maps levels (B, C, H, W) int64 in [0, K) and, if it is
         class-conditional (config.classes > 0), labels (B,) int64 to logits (B, K, C, H, W)
         float32. Its sample, sample_stream and log_prob take and give levels. Raises
-        ValueError for an unknown model or dataset.
+        ValueError for an unknown model or dataset, or an override of the wrong type or out of
+        range (check_option; classes, if given, must be what the model and dataset fix), and
+        TypeError for an override that is not a Config field.
     """
     _check_names(model, dataset)
     c, h, w, k = datasets.shape_of(dataset)
@@ -121,7 +123,7 @@ def from_config(config: dict):
         raise ValueError(f"the config names no {' and no '.join(missing)}")
     unknown = [str(k) for k in config if k not in OPTIONS and k not in FIXED]
     if unknown:
-        raise ValueError(f"the config does not describe a model of this version: {', '.join(unknown)} "
+        raise ValueError(f"the config does not describe a model of this version: {', '.join(unknown[:5])} "
                          f"{'is not a model option' if len(unknown) == 1 else 'are not model options'}; "
                          f"the options are {', '.join(OPTIONS)}")
     config = {f.name: f.default for f in dataclasses.fields(Config) if f.name in OPTIONS} | config
