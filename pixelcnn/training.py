@@ -1,10 +1,14 @@
 """The parts of a training run: the training step and learning-rate schedule (shared by
 train.py and the training benchmark), the choice of precision, joining the processes under
-torchrun, the state of a run (which is what a checkpoint holds), the model options that
-`--set` may change, and the loss curve."""
+torchrun, the state of a run (which is what a checkpoint holds, checked as it loads), the
+command line's values checked (the model options that `--set` may change, and the argparse
+types of the other flags), and the loss curve."""
+import argparse
 import json
 import math
 import os
+import pickle
+import warnings
 from dataclasses import MISSING, dataclass, field, fields
 
 import torch
@@ -109,13 +113,35 @@ class RunState:
     @classmethod
     def from_checkpoint(cls, ck, net, opt):
         """The run a checkpoint holds, its weights and optimiser state loaded into `net` and `opt`.
-        Raises ValueError if the checkpoint is of another model config."""
-        if from_config(ck["config"]).config != net.config:  # from_config: options added since take their default
+        Raises ValueError, saying what is wrong, unless it is a checkpoint of this model config
+        whose numbers are all finite (`net` and `opt` may then be partly loaded: discard them)."""
+        if not isinstance(ck, dict) or CHECKPOINT_KEYS - ck.keys():
+            raise ValueError(f"it is not a training checkpoint (one holds {', '.join(sorted(CHECKPOINT_KEYS))})")
+        try:
+            with torch.device("meta"):  # built only to compare configs: no memory, no random numbers
+                config = from_config(ck["config"]).config
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"its model config is not one this version builds ({e})") from None
+        if config != net.config:  # from_config: options added since take their default
             raise ValueError(f"the checkpoint is of another model config: {ck['config']}")
+        check_tensors(ck["model"], {k: v.shape for k, v in net.state_dict().items()}, "weights")
         net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        return cls(net, opt, step=ck["step"], epoch=ck["epoch"], offset=ck["offset"], best=ck["best"],
-                   history=json.loads(ck["history"]), steps=json.loads(ck["steps"]))
+        try:
+            opt.load_state_dict(ck["opt"])
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"its optimiser state is not this model's ({type(e).__name__}: {e})") from None
+        if any(opt.defaults.keys() - g.keys() for g in opt.param_groups) or not all(map(torch.is_tensor, opt.state)):
+            raise ValueError("its optimiser state is not the state of Adam over this model's parameters")
+        for p, state in opt.state.items():  # Adam's moments have their parameter's shape; its step is a scalar
+            shapes = {k: p.shape if str(k).startswith("exp_avg") else () for k in state}
+            check_tensors(state, shapes, "optimiser tensors")
+        counters = [ck[k] for k in ("step", "epoch", "offset")]
+        if not all(type(n) is int and n >= 0 for n in counters) or not (type(ck["best"]) is float and ck["best"] >= 0):
+            raise ValueError(f"its step, epoch, offset and best NLL are not counts and a number: {counters}, "
+                             f"{ck['best']!r}")
+        history = records(ck, "history", lambda h: isinstance(h, dict) and finite(*h.values()))
+        steps = records(ck, "steps", lambda s: isinstance(s, list) and len(s) == 2 and finite(*s))
+        return cls(net, opt, *counters, best=ck["best"], history=history, steps=steps)
 
     def save(self, path):
         """Write the checkpoint to `path` atomically."""
@@ -123,8 +149,55 @@ class RunState:
 
     @classmethod
     def load(cls, path, net, opt):
-        """The run checkpointed at `path`, loaded into `net` and `opt` (see from_checkpoint)."""
-        return cls.from_checkpoint(torch.load(path, weights_only=True, map_location=net.device), net, opt)
+        """The run checkpointed at `path`, loaded into `net` and `opt` (see from_checkpoint).
+        Raises ValueError "<path> is not a usable checkpoint: <why>" for a file that cannot be
+        read, is not a checkpoint, or is not a finite one of this model config."""
+        try:
+            with warnings.catch_warnings():  # a foreign pickle's protocol warning: the error below says more
+                warnings.simplefilter("ignore", UserWarning)
+                ck = torch.load(path, weights_only=True, map_location=net.device)
+            return cls.from_checkpoint(ck, net, opt)
+        except ValueError as e:  # from_checkpoint's
+            why = str(e)
+        except pickle.UnpicklingError:  # torch's own message suggests weights_only=False: never here
+            why = "it holds Python objects besides tensors and plain values, which are not loaded (they could run code)"
+        except (OSError, RuntimeError, EOFError) as e:
+            if getattr(e, "filename", None):  # the system's: a folder, no permission
+                why = f"it cannot be read ({e.strerror})"
+            else:  # torch.load's words, on a truncated or foreign file
+                why = f"torch.load cannot read it, truncated or foreign ({str(e).split('. ')[0] or 'it ends early'})"
+        raise ValueError(f"{path} is not a usable checkpoint: {why}")
+
+
+CHECKPOINT_KEYS = {"config", "model", "opt", "step", "epoch", "offset", "best", "history", "steps"}
+
+
+def check_tensors(got, shapes, what):
+    """ValueError unless `got` maps the names in `shapes`, and no others, to finite tensors of those shapes."""
+    if not isinstance(got, dict) or got.keys() != shapes.keys():
+        names = sorted(map(str, shapes.keys() ^ got.keys())) if isinstance(got, dict) else ["all"]
+        raise ValueError(f"its {what} are not this model's: {', '.join(names[:3])} differ")
+    for name, t in got.items():
+        if not torch.is_tensor(t) or t.shape != shapes[name]:
+            raise ValueError(f"its {what} are not this model's: {name} is not a tensor of shape {tuple(shapes[name])}")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(f"its {what} hold non-finite values (NaN or infinity) in {name}")
+
+
+def records(ck, key, fits):
+    """The list a checkpoint keeps as JSON text under `key`, each item checked by `fits`; ValueError where it is not."""
+    try:
+        items = json.loads(ck[key])
+    except (TypeError, ValueError):
+        items = None
+    if not isinstance(items, list) or not all(map(fits, items)):
+        raise ValueError(f"its {key} is not JSON text of a list of what a run records")
+    return items
+
+
+def finite(*values):
+    """Whether every value is a finite int or float (JSON's numbers)."""
+    return all(type(v) in (int, float) and math.isfinite(v) for v in values)
 
 
 # The model options --set may change, and their types; the rest of Config follows from
@@ -164,6 +237,44 @@ def option_value(key, value, kind):
     if key == "kernel" and n % 2 == 0:
         raise ValueError(f"kernel must be odd, so that it centres on its pixel; got {n}")
     return n
+
+
+# The other flags' argparse types: a bad value is a usage error that says what is allowed.
+
+
+def whole_number(least, most=None):
+    """An argparse type: an integer from `least` (to `most`)."""
+    allowed = f"a whole number of at least {least}" if most is None else f"a whole number from {least} to {most}"
+
+    def convert(text):
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or n < least or (most is not None and n > most):
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text if n is not None else repr(text)}")
+        return n
+    return convert
+
+
+def positive_number(text):
+    """An argparse type: a finite number above 0 (nan, inf, 0 and below are refused)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return x
+
+
+def device_name(text):
+    """An argparse type: cpu, or cuda where a CUDA device is visible."""
+    if text not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"must be cpu or cuda, got {text!r}")
+    if text == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError("cuda, but no CUDA device is visible; use cpu")
+    return text
 
 
 def plot_curve(history, steps, path, title):
