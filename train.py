@@ -43,12 +43,14 @@ from pixelcnn.training import RunState, distributed, lr_at, train_step
 def parse_args(argv=None):
     """The command line; every mistake in it, --set's included, ends in a usage error (exit 2)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    whole = training.whole_number  # what each value may be, checked as it is read
     p.add_argument("--model", required=True, choices=pixelcnn.MODELS, help="which model to train")
     p.add_argument("--dataset", required=True, choices=pixelcnn.DATASETS, help="which dataset to train on")
-    p.add_argument("--epochs", type=int, default=10, help="passes over the training set (default 10)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate; warm-up, then cosine decay to 0")
-    p.add_argument("--warmup", type=int, default=200, help="learning-rate warm-up steps (default 200)")
+    p.add_argument("--epochs", type=whole(1), default=10, help="passes over the training set (default 10)")
+    p.add_argument("--batch-size", type=whole(1), default=64, help="images per step (default 64)")
+    p.add_argument("--lr", type=training.positive_number, default=2e-3,
+                   help="peak Adam learning rate; warm-up, then cosine decay to 0")
+    p.add_argument("--warmup", type=whole(0), default=200, help="learning-rate warm-up steps (default 200)")
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ with the four MNIST IDX files "
                    "(default: $PIXELCNN_DATA, else ./data)")
     p.add_argument("--download", action="store_true", help="download MNIST into --data-dir first (needs internet)")
@@ -56,9 +58,9 @@ def parse_args(argv=None):
                    help="where weights, samples and curves go (default weights/)")
     p.add_argument("--checkpoint-dir", default="checkpoints",
                    help="where resumable checkpoints go (default checkpoints/)")
-    p.add_argument("--eval-every", type=int, default=1,
+    p.add_argument("--eval-every", type=whole(1), default=1,
                    help="evaluate the test NLL after every Nth epoch and after the last (default 1)")
-    p.add_argument("--checkpoint-every", type=int, default=300, help="steps between checkpoints (default 300)")
+    p.add_argument("--checkpoint-every", type=whole(1), default=300, help="steps between checkpoints (default 300)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh even where this pair's checkpoint or weights exist, replacing them "
@@ -69,29 +71,35 @@ def parse_args(argv=None):
     p.add_argument("--compile", action="store_true",
                    help="compile the training step's model with torch.compile (it takes a while to start; "
                         "python -m pixelcnn.bench_train --model gated --compile measures what it gains)")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation and data order")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (for quick runs)")
-    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--train-images", type=int, default=None,
+    p.add_argument("--threads", type=whole(1, os.cpu_count()), default=os.cpu_count(),
+                   help="CPU threads (default: all cores)")
+    p.add_argument("--device", type=training.device_name, default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda")
+    p.add_argument("--seed", type=whole(0, 2**32 - 1), default=0, help="seed for initialisation and data order")
+    p.add_argument("--max-steps", type=whole(1), default=None, help="stop after this many steps (for quick runs)")
+    p.add_argument("--train-limit", type=whole(1), default=None, help="use only the first N training images")
+    p.add_argument("--train-images", type=whole(1), default=None,
                    help="shapes and color_shapes: generate N training images (default 10,000)")
-    p.add_argument("--test-limit", type=int, default=None, help="evaluate on only the first N test images")
-    p.add_argument("--samples", type=int, default=16, help="images in the sample grid (0: none)")
+    p.add_argument("--test-limit", type=whole(1), default=None, help="evaluate on only the first N test images")
+    p.add_argument("--samples", type=whole(0, 1024), default=16, help="images in the sample grid (0: none)")
     p.add_argument("--push-to-hub", metavar="REPO", default=None,
                    help="upload the weights, facts, samples and a model card to this Hugging Face Hub repo")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help=f"override the model config, e.g. --set filters=32 layers=3 split=false "
                         f"(options: {', '.join(training.OPTIONS)})")
     args = p.parse_args(argv)
-    if args.eval_every < 1:
-        p.error(f"--eval-every must be at least 1, got {args.eval_every}")
     try:
         args.options = training.model_options(args.set)
         with torch.device("meta"):  # ask the constructor, without memory or random numbers
             pixelcnn.build(args.model, args.dataset, **args.options)
     except ValueError as e:
         p.error(f"--set: {e}")
+    if args.push_to_hub:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+        try:
+            validate_repo_id(args.push_to_hub)
+        except HFValidationError as e:
+            p.error(f"--push-to-hub: {e}")
     return args
 
 
@@ -115,6 +123,9 @@ class Setup:
     def lead(self):
         return self.rank == 0  # only rank 0 evaluates and writes
 
+    def done(self, state):
+        return state.epoch >= self.args.epochs or state.step >= self.total
+
 
 def setup(args, rank, world, device):
     """The run's Setup and its state: fresh, or with --resume from its checkpoint."""
@@ -130,7 +141,9 @@ def setup(args, rank, world, device):
     per_epoch = len(train[0]) // args.batch_size
     if per_epoch == 0:
         sys.exit(f"error: --batch-size {args.batch_size} is more than the {len(train[0])} training images")
-    state = start(args, device, ckpt, lead=rank == 0)
+    state = start(args, device, ckpt, per_epoch, lead=rank == 0)
+    if rank == 0:
+        make_folders({"--out": weights_file, "--checkpoint-dir": ckpt})
     model = state.net if world == 1 else DistributedDataParallel(
         state.net, device_ids=[device.index] if device.index is not None else None)
     if args.compile:
@@ -152,22 +165,41 @@ def load_data(args):
     return tuple(t[:args.train_limit] for t in train), tuple(t[:args.test_limit] for t in test)
 
 
-def start(args, device, ckpt, lead):
+def make_folders(files):
+    """Make the folders of the files a run writes ({flag: file}); stop, before any training, where
+    one cannot be made or written in, or where the file is a folder."""
+    for flag, file in files.items():
+        folder = file.parent
+        if folder.is_file():
+            sys.exit(f"error: {flag} {folder} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            sys.exit(f"error: {flag} {folder} cannot be made ({e.strerror or e})")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            sys.exit(f"error: {flag} {folder} is read-only")
+        if file.is_dir():
+            sys.exit(f"error: {file} is a folder, where the run would write a file")
+
+
+def start(args, device, ckpt, per_epoch, lead):
     """A fresh run's state, or with --resume the state checkpointed at `ckpt`."""
     torch.manual_seed(args.seed)
     # channels-last: the memory layout oneDNN's and cuDNN's convolutions prefer
     net = pixelcnn.build(args.model, args.dataset, **args.options).to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    if lead:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         return RunState(net, opt)
     if not ckpt.exists():
         sys.exit(f"error: --resume, but there is no checkpoint at {ckpt}")
     try:
-        state = RunState.load(ckpt, net, opt)
-    except ValueError as e:  # another model config
+        state = RunState.load(ckpt, net, opt)  # a ValueError for a checkpoint unreadable, foreign, or not finite
+        if lacking := sorted({k for h in state.history for k in RECORDED if k not in h}):
+            raise ValueError(f"{ckpt} is not a usable checkpoint: its history lacks {', '.join(lacking)}")
+        if state.offset >= per_epoch:  # it would never reach the epoch's end
+            raise ValueError(f"{ckpt} is {state.offset} steps into an epoch, but this run's epochs have {per_epoch} "
+                             "steps: resume with that run's --batch-size and --train-limit")
+    except ValueError as e:
         sys.exit(f"error: {e}")
     if lead:
         print(f"resumed from {ckpt}: epoch {state.epoch}, step {state.step}")
@@ -217,6 +249,9 @@ def train_epoch(s, state):
 
 # ---------------------------------------------------------------------------------------------
 # Evaluate and save
+
+
+RECORDED = ("epoch", "step", "test_nats_per_dim", "test_nats_per_image", "images_per_s")  # of each evaluation
 
 
 def evaluate_and_save(s, state, rate):
@@ -271,7 +306,10 @@ def finish(s, state):
         images.grid(x, best.levels, scale=4).save(out / f"{name}_samples.png")
     print(f"wrote {out / name}.safetensors (.json, _samples.png, _curve.png)")
     if args.push_to_hub:
-        weights.push(args.model, args.dataset, args.push_to_hub, out)
+        try:
+            weights.push(args.model, args.dataset, args.push_to_hub, out)
+        except OSError as e:  # offline, no token, refused: the files written stay
+            sys.exit(f"error: could not push to {args.push_to_hub} ({e}); the files are written in {out}")
         print(f"pushed to https://huggingface.co/{args.push_to_hub}")
 
 
@@ -282,13 +320,17 @@ def finish(s, state):
 def run(args, rank, world, device):
     """Setup; the epochs, each followed by evaluate-and-save; then the pictures."""
     s, state = setup(args, rank, world, device)
+    if s.done(state) and (s.weights_file.exists() or not state.history):  # resumed a run this far already
+        if s.lead:
+            print(f"nothing to do: {s.ckpt} is at step {state.step}, where this run ends; nothing written")
+        return
     if s.lead:
         print(f"{args.model} on {args.dataset}: {sum(p.numel() for p in state.net.parameters()):,} parameters, "
               f"{len(s.train[0]):,} train / {len(s.test[0]):,} test images, {s.total:,} steps, "
               f"{training.precision(s.bf16)} on {device} with {args.threads} threads"
               + (f", {world} processes" if world > 1 else ""))
     try:
-        while state.epoch < args.epochs and state.step < s.total:
+        while not s.done(state):
             rate = train_epoch(s, state)
             evaluate_and_save(s, state, rate)
     except FloatingPointError as e:  # before the step that would have written non-finite weights
