@@ -143,7 +143,10 @@ def setup(args, rank, world, device):
         sys.exit(f"error: --batch-size {args.batch_size} is more than the {len(train[0])} training images")
     state = start(args, device, ckpt, per_epoch, lead=rank == 0)
     if rank == 0:
-        make_folders({"--out": weights_file, "--checkpoint-dir": ckpt})
+        try:
+            files.make_folders({"--out": weights_file, "--checkpoint-dir": ckpt})
+        except ValueError as e:
+            sys.exit(f"error: {e}")
     model = state.net if world == 1 else DistributedDataParallel(
         state.net, device_ids=[device.index] if device.index is not None else None)
     if args.compile:
@@ -163,23 +166,6 @@ def load_data(args):
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     return tuple(t[:args.train_limit] for t in train), tuple(t[:args.test_limit] for t in test)
-
-
-def make_folders(files):
-    """Make the folders of the files a run writes ({flag: file}); stop, before any training, where
-    one cannot be made or written in, or where the file is a folder."""
-    for flag, file in files.items():
-        folder = file.parent
-        if folder.is_file():
-            sys.exit(f"error: {flag} {folder} is a file, not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            sys.exit(f"error: {flag} {folder} cannot be made ({e.strerror or e})")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            sys.exit(f"error: {flag} {folder} is read-only")
-        if file.is_dir():
-            sys.exit(f"error: {file} is a folder, where the run would write a file")
 
 
 def start(args, device, ckpt, per_epoch, lead):
@@ -298,7 +284,7 @@ def finish(s, state):
     args, out, name = s.args, s.weights_file.parent, s.weights_file.stem
     if state.history and not s.weights_file.exists():  # resumed a run that had finished elsewhere
         write_weights(s, state)
-    training.plot_curve(state.history, state.steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
+    images.plot_curve(state.history, state.steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
     if args.samples:
         best = pixelcnn.load(args.model, args.dataset, out)  # the cached sampler runs on the CPU
         label = torch.arange(args.samples) % best.config.classes if best.config.classes else None

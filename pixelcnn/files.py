@@ -40,3 +40,20 @@ def read_facts(weights_file):
 def write_facts(weights_file, facts):
     """Write the facts beside a weights file, atomically."""
     return write_atomic(facts_path(weights_file), lambda tmp: tmp.write_text(json.dumps(facts, indent=2) + "\n"))
+
+
+def make_folders(files):
+    """Make the folders of the files a run will write ({what: file}); a ValueError naming the
+    first folder that cannot be made or written in, or a file that is a folder."""
+    for what, file in files.items():
+        folder = Path(file).parent
+        if folder.is_file():
+            raise ValueError(f"{what} {folder} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"{what} {folder} cannot be made ({e.strerror or e})") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ValueError(f"{what} {folder} is read-only")
+        if Path(file).is_dir():
+            raise ValueError(f"{file} is a folder, where the run would write a file")

@@ -79,3 +79,26 @@ def log_heatmap(values, decades=4, **options):
     with np.errstate(divide="ignore", invalid="ignore"):  # all zero: nothing is coloured
         t = np.where(v > 0, np.maximum(np.log10(np.maximum(v, 1e-30) / v.max()) + decades, 0.05), 0)
     return heatmap(t, vmax=decades, **options)
+
+
+def plot_curve(history, steps, path, title):
+    """The training loss (smoothed) and the test NLL against the step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    if steps:
+        s, loss = zip(*steps)
+        k = max(1, len(loss) // 100)  # smooth the per-step loss into ~100 points
+        ax.plot([s[i] for i in range(k - 1, len(s), k)],
+                [sum(loss[i - k + 1:i + 1]) / k for i in range(k - 1, len(loss), k)], label="train")
+    if history:  # the first steps' loss dwarfs the rest: zoom in on the test curve
+        test = [h["test_nats_per_dim"] for h in history]
+        ax.plot([h["step"] for h in history], test, "o-", label="test")
+        ax.set_ylim(min(test) * 0.95, max(test) * 1.3)
+    ax.set(xlabel="step", ylabel="NLL (nats/dim)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -9,15 +9,14 @@ import math
 import os
 import pickle
 import warnings
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import from_config
+from . import FIXED, OPTIONS, check_option, from_config
 from .files import write_atomic
-from .models import Config
 
 
 def lr_at(step, total, peak, warmup):
@@ -200,15 +199,9 @@ def finite(*values):
     return all(type(v) in (int, float) and math.isfinite(v) for v in values)
 
 
-# The model options --set may change, and their types; the rest of Config follows from
-# the model and the dataset.
-OPTIONS = {f.name: type(f.default) for f in fields(Config) if f.default is not MISSING}
-FIXED = [f.name for f in fields(Config) if f.name not in OPTIONS]
-LEAST = {"filters": 1, "layers": 1, "kernel": 3, "classes": 0}  # a 1x1 first layer would see nothing
-
-
 def model_options(pairs):
-    """The model options that --set's KEY=VALUE pairs give, or a ValueError that says what is allowed."""
+    """The model options that --set's KEY=VALUE pairs give, or a ValueError that says what is allowed
+    (pixelcnn.check_option's checks, the ones build makes)."""
     options = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
@@ -217,26 +210,20 @@ def model_options(pairs):
         if key not in OPTIONS:
             why = "is fixed by --model and --dataset" if key in FIXED else "is not a model option"
             raise ValueError(f"{key} {why}; the options are {', '.join(OPTIONS)}")
-        options[key] = option_value(key, value, OPTIONS[key])
+        options[key] = check_option(key, parse_option(key, value))
     return options
 
 
-def option_value(key, value, kind):
-    """One --set value, checked: true or false for a switch, else an integer in range."""
-    if kind is bool:
-        if value.lower() not in ("true", "false"):
-            raise ValueError(f"{key} is true or false, got {value!r}")
-        return value.lower() == "true"
+def parse_option(key, text):
+    """One --set value as a switch (true or false) or an integer, as the option's type is."""
+    if OPTIONS[key] is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"{key} is true or false, got {text!r}")
+        return text.lower() == "true"
     try:
-        n = int(value)
+        return int(text)
     except ValueError:
-        raise ValueError(f"{key} takes an integer, got {value!r}") from None
-    least = LEAST.get(key, 0)
-    if n < least:
-        raise ValueError(f"{key} must be at least {least}, got {n}")
-    if key == "kernel" and n % 2 == 0:
-        raise ValueError(f"kernel must be odd, so that it centres on its pixel; got {n}")
-    return n
+        raise ValueError(f"{key} takes an integer, got {text!r}") from None
 
 
 # The other flags' argparse types: a bad value is a usage error that says what is allowed.
@@ -275,26 +262,3 @@ def device_name(text):
     if text == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError("cuda, but no CUDA device is visible; use cpu")
     return text
-
-
-def plot_curve(history, steps, path, title):
-    """The training loss (smoothed) and the test NLL against the step."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    if steps:
-        s, loss = zip(*steps)
-        k = max(1, len(loss) // 100)  # smooth the per-step loss into ~100 points
-        ax.plot([s[i] for i in range(k - 1, len(s), k)],
-                [sum(loss[i - k + 1:i + 1]) / k for i in range(k - 1, len(loss), k)], label="train")
-    if history:  # the first steps' loss dwarfs the rest: zoom in on the test curve
-        test = [h["test_nats_per_dim"] for h in history]
-        ax.plot([h["step"] for h in history], test, "o-", label="test")
-        ax.set_ylim(min(test) * 0.95, max(test) * 1.3)
-    ax.set(xlabel="step", ylabel="NLL (nats/dim)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
