@@ -263,7 +263,7 @@ def write_weights(s, state):
     """The weights, and beside them the facts of their evaluation (the last in the history);
     nothing where a weight is not finite."""
     args, net, history = s.args, state.net, state.history
-    if not all(torch.isfinite(p).all() for p in net.state_dict().values() if p.is_floating_point()):
+    if weights.non_finite(net.state_dict()) is not None:
         print("warning: non-finite weights, not written")
         return
     weights.save(net, s.weights_file)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from . import FIXED, OPTIONS, check_option, from_config
 from .files import write_atomic
+from .weights import non_finite
 
 
 def lr_at(step, total, peak, warmup):
@@ -179,8 +180,9 @@ def check_tensors(got, shapes, what):
     for name, t in got.items():
         if not torch.is_tensor(t) or t.shape != shapes[name]:
             raise ValueError(f"its {what} are not this model's: {name} is not a tensor of shape {tuple(shapes[name])}")
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise ValueError(f"its {what} hold non-finite values (NaN or infinity) in {name}")
+    bad = non_finite(got)
+    if bad is not None:
+        raise ValueError(f"its {what} hold non-finite values (NaN or infinity) in {bad}")
 
 
 def records(ck, key, fits):

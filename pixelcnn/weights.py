@@ -116,7 +116,7 @@ def read(path):
         raise ValueError(f"{path} is not a PixelCNN Studio weights file (no config in its metadata)")
     config = _config(meta["config"], path)
     _check_hash(state, meta.get(HASH_KEY), path)
-    bad = next((k for k in sorted(state) if state[k].is_floating_point() and not state[k].isfinite().all()), None)
+    bad = non_finite(state)
     if bad is not None:
         n = int((~state[bad].isfinite()).sum())
         raise ValueError(f"{path} is corrupt: its weights are not all finite ({n} of the {state[bad].numel()} "
@@ -208,3 +208,8 @@ def model_card(folder):
         "or run the app with it: `PIXELCNN_HUB_REPO=<this repo> python app.py`.", "",
         "| model | dataset | test NLL (nats/image) | bits/dim | epochs | command | samples |",
         "| --- | --- | --- | --- | --- | --- | --- |", *rows, ""])
+
+
+def non_finite(state):
+    """The first name (in sorted order) of a floating tensor in `state` holding NaN or infinity, else None."""
+    return next((k for k in sorted(state) if state[k].is_floating_point() and not state[k].isfinite().all()), None)
