@@ -156,9 +156,6 @@ class RunState:
             with warnings.catch_warnings():  # a foreign pickle's protocol warning: the error below says more
                 warnings.simplefilter("ignore", UserWarning)
                 ck = torch.load(path, weights_only=True, map_location=net.device)
-            return cls.from_checkpoint(ck, net, opt)
-        except ValueError as e:  # from_checkpoint's
-            why = str(e)
         except pickle.UnpicklingError:  # torch's own message suggests weights_only=False: never here
             why = "it holds Python objects besides tensors and plain values, which are not loaded (they could run code)"
         except (OSError, RuntimeError, EOFError) as e:
@@ -166,6 +163,13 @@ class RunState:
                 why = f"it cannot be read ({e.strerror})"
             else:  # torch.load's words, on a truncated or foreign file
                 why = f"torch.load cannot read it, truncated or foreign ({str(e).split('. ')[0] or 'it ends early'})"
+        except Exception as e:  # the unpickler, fed arbitrary bytes, fails in arbitrary ways (IndexError, KeyError...)
+            why = f"torch.load cannot read it, truncated or foreign ({type(e).__name__})"
+        else:
+            try:
+                return cls.from_checkpoint(ck, net, opt)
+            except ValueError as e:
+                why = str(e)
         raise ValueError(f"{path} is not a usable checkpoint: {why}")
 
 

@@ -4,6 +4,7 @@ and an earlier run's weights and checkpoint are left byte for byte as they were.
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -136,7 +137,13 @@ CHECKPOINTS = [  # (what is done to the earlier run's checkpoint, what the error
      "torch.load cannot read it, truncated or foreign ("),
     ("its first 100 bytes", lambda p: p.write_bytes(p.read_bytes()[:100]), "torch.load cannot read it, truncated"),
     ("zero bytes", lambda p: p.write_bytes(b""), "torch.load cannot read it, truncated or foreign (it ends early)"),
-    ("random bytes", lambda p: p.write_bytes(os.urandom(4096)), "it holds Python objects besides tensors"),
+    # seeded: random bytes trip torch's unpickler in different ways (a refused opcode, an IndexError, bad UTF-8)
+    ("random bytes", lambda p: p.write_bytes(random.Random(0).randbytes(4096)),
+     "it holds Python objects besides tensors"),
+    ("other random bytes", lambda p: p.write_bytes(random.Random(2).randbytes(4096)),
+     "torch.load cannot read it, truncated or foreign (IndexError)"),
+    ("random bytes that are not UTF-8", lambda p: p.write_bytes(random.Random(195).randbytes(4096)),
+     "torch.load cannot read it, truncated or foreign (UnicodeDecodeError)"),
     ("text", lambda p: p.write_text("checkpoint\n"), "it holds Python objects besides tensors"),
     ("a folder", lambda p: (p.unlink(), p.mkdir()), "it cannot be read (Is a directory)"),
     ("a plain dict of other things", lambda p: torch.save({"a": 1, "b": torch.ones(2)}, p),
