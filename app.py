@@ -49,6 +49,10 @@ def told():
     try:
         yield
     except studio.Refused as e:
+        # what it was raised from, and its traceback, hold the frames of the request with their
+        # arrays (a huge image's, hundreds of MB): dropped, so they are freed now, not by the
+        # garbage collector some time after the error that Gradio keeps
+        e.__context__ = e.__cause__ = e.__traceback__ = None
         raise gr.Error(str(e), title=e.title, print_exception=False) from None
 
 
@@ -252,14 +256,19 @@ def serve(port=None, quiet=False):
     return demo, demo.local_url
 
 
-def fewer_malloc_arenas(arenas=2):
-    """glibc gives threads malloc arenas of their own, up to 8 per core, and the queue's
-    worker threads keep memory in them: two arenas keep the server's memory bounded under
-    load (scripts/loadtest.py shows it). Elsewhere a no-op."""
+def tame_malloc(arenas=2, mmap_mb=4, trim_mb=16):
+    """glibc's malloc, set for a server that lives for days: its worker threads share two arenas
+    (not up to 8 per core, each keeping memory); blocks of 4 MB and more (a large upload's
+    pixels) are mapped apart and go back to the system when freed, instead of raising the
+    threshold and staying on the heap; and free memory beyond 16 MB at a heap's top is given
+    back. scripts/loadtest.py and scripts/soak.py show the memory flat. Elsewhere a no-op."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
-        pass
+        return
+    mallopt(-8, arenas)  # M_ARENA_MAX
+    mallopt(-3, mmap_mb << 20)  # M_MMAP_THRESHOLD, fixed
+    mallopt(-1, trim_mb << 20)  # M_TRIM_THRESHOLD
 
 
 def main(argv=None):
@@ -268,7 +277,7 @@ def main(argv=None):
                    help="default $GRADIO_SERVER_PORT, else 7860 or the next free one; 0: a free loopback port, "
                         "the URL printed alone on the first line")
     args = p.parse_args(argv)
-    fewer_malloc_arenas()
+    tame_malloc()
     demo, url = serve(args.port, quiet=args.port == 0)
     if args.port == 0:
         print(url, flush=True)

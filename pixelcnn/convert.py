@@ -9,6 +9,7 @@ A drawing (RGBA, dark ink on a light or transparent canvas) becomes a binary ima
 An image becomes binary (ink = dark, or light on a dark background) or colour levels.
 Every function raises ValueError with a message meant for the person who gave the input.
 """
+import math
 import os
 import stat
 import warnings
@@ -18,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 4096 * 4096  # larger uploads are refused before they are decoded
 MAX_SIDE = 16384
+WORKING_SIDE = 1024  # a larger image is averaged down to this on its longer side as soon as it is decoded
 MAX_BYTES = 20 * 1024 * 1024  # larger files are refused before they are read (the app's upload limit too)
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # what a person uploads; never Pillow's rarer decoders
 THRESHOLD = 0.4  # area-averaged ink above this is a pixel of ink; lower than 0.5 keeps thin strokes
@@ -78,10 +80,21 @@ def open_image(path, folders=None):
         if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
             raise ValueError(too_large((w, h)))
         try:
-            img = ImageOps.exif_transpose(img)
-            return on_white(img)  # decoded here, while the file is open
+            return on_white(shrunk(ImageOps.exif_transpose(img)))  # decoded here, while the file is open
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise ValueError("That image file is damaged and cannot be read.") from e
+
+
+def shrunk(img):
+    """`img` box-averaged down to at most WORKING_SIDE pixels on its longer side: every use of it
+    shrinks it to a model's 28x28 or so anyway, and the largest upload then costs a few MB of
+    arrays, not hundreds."""
+    factor = math.ceil(max(img.size) / WORKING_SIDE)
+    if factor == 1:
+        return img
+    if img.mode not in ("L", "LA", "RGB", "RGBA"):  # what Image.reduce averages
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    return img.reduce(factor)
 
 
 def too_large(size=None):
