@@ -26,6 +26,12 @@ THRESHOLD = 0.4  # area-averaged ink above this is a pixel of ink; lower than 0.
 COLOUR_SPREAD = 40  # channels further apart than this (of 255) are a colour: a tinted scan of ink is still grey
 NOT_AN_IMAGE = "That file is not an image I can read: upload a PNG or JPEG."
 NOT_UPLOADED = "That file was not uploaded to this app: upload the image, or draw it, here."
+EMPTY_CANVAS = "The canvas is empty: draw something first (black on white)."
+# what is said of a picture with no ink, or with too little to keep at the model's size
+BLANK = {"drawing": EMPTY_CANVAS,
+         "image": "The image is blank (one colour all over): upload one with a figure on a plain background."}
+FAINT = {"drawing": "The drawing is too faint: draw with black ink.",
+         "image": "The image's figure is too faint or too thin: upload one with a darker, bolder figure."}
 # O_NONBLOCK: opening a FIFO that appeared after the check returns at once instead of waiting for a writer
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -113,10 +119,10 @@ def uploaded(value, what, folders=None):
         layers = value["layers"] if isinstance(value["layers"], list) else []
         value = value.get("composite") or next((x for x in layers if x), None)
         if value is None:
-            raise ValueError("The canvas is empty: draw something first (black on white).")
+            raise ValueError(EMPTY_CANVAS)
     path = value.get("path") if isinstance(value, dict) else value
     if not path:
-        raise ValueError("The canvas is empty: draw something first (black on white)." if what == "drawing"
+        raise ValueError(EMPTY_CANVAS if what == "drawing"
                          else "No image yet: upload one or pick an example.")
     return open_image(path, folders)
 
@@ -155,11 +161,13 @@ def drawing_to_levels(rgba, height, width, whole=True):
     return ink_to_levels(ink(rgba), height, width, whole)
 
 
-def ink_to_levels(amount, height, width, whole=True):
+def ink_to_levels(amount, height, width, whole=True, what="drawing"):
+    """Ink in [0, 1] (H0, W0) as binary levels (1, height, width) uint8; `what` it came from
+    ("drawing" or "image") is named if it holds none."""
     amount = np.asarray(amount, np.float64)
     rows, cols = np.nonzero(amount > 0.1)
     if len(rows) == 0:
-        raise ValueError("The canvas is empty: draw something first (black on white).")
+        raise ValueError(BLANK[what])
     m = margin(min(height, width))
     bh, bw = height - 2 * m, width - 2 * m
     if not whole:
@@ -175,7 +183,7 @@ def ink_to_levels(amount, height, width, whole=True):
     square[r0:r0 + crop.shape[0], c0:c0 + crop.shape[1]] = crop
     box = _resize(square, bh, bw)
     if box.sum() == 0:
-        raise ValueError("The drawing is too faint: draw with black ink.")
+        raise ValueError(FAINT[what])
     # place the box so that the centre of mass lands on the image's centre
     yy, xx = np.mgrid[0:bh, 0:bw]
     cy, cx = (box * yy).sum() / box.sum(), (box * xx).sum() / box.sum()
@@ -203,7 +211,7 @@ def image_to_levels(img, channels, height, width, levels):
         h0, w0 = amount.shape
         if h0 % height == 0 and w0 % width == 0 and h0 // height == w0 // width:
             return _binary(_resize(amount, height, width))
-        return ink_to_levels(amount, height, width, whole=True)
+        return ink_to_levels(amount, height, width, whole=True, what="image")
     w0, h0 = img.size
     side = min(w0, h0)
     img = img.crop(((w0 - side) // 2, (h0 - side) // 2, (w0 - side) // 2 + side, (h0 - side) // 2 + side))

@@ -34,6 +34,10 @@ COMPLETIONS_WIDTH = 720  # and the row of completions
 MAX_SAMPLES = 16
 COMPLETIONS = 4
 SEE_SCALE = 10  # the heat map and the pictures of "What the model sees": pixels of the image, times this
+# torch's CPU generator seeds its Mersenne Twister with the seed's low 32 bits only, so seeds
+# 2**32 apart draw the same images: every seed up to this one draws its own (and a browser sends it exactly)
+MAX_SEED = 2**32 - 1
+EXACT_FLOATS = 2**53  # a float this far from 0, or further, may stand for any of several whole numbers
 DRAW, IMAGE = "Draw", "Image"  # where the picture to complete or score comes from
 
 
@@ -81,11 +85,28 @@ def number(value):
         return math.nan
 
 
-def whole_number(value, low, high, what):
+def exact_whole(value):
+    """The whole number the page sent, exactly, or None: an int (not a bool), a string of
+    digits, or a float (or its string) that is whole and below EXACT_FLOATS, where no two
+    whole numbers share a float."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdecimal():
+        try:
+            return int(value)
+        except ValueError:  # more digits than Python converts
+            return None
     v = number(value)
-    if not (math.isfinite(v) and v == int(v) and low <= v <= high):
+    return int(v) if math.isfinite(v) and v.is_integer() and abs(v) < EXACT_FLOATS else None
+
+
+def whole_number(value, low, high, what):
+    n = exact_whole(value)
+    if n is None or not low <= n <= high:
         raise Refused(f"The {what} must be a whole number from {low} to {high}, not {value!r}.")
-    return int(v)
+    return n
 
 
 def temperature_of(value):
@@ -189,7 +210,7 @@ def sample(name, n, temperature, seed, klass=0, show_probs=False):
     image's at the pixel being drawn."""
     net = get_model(name)
     n = whole_number(n, 1, MAX_SAMPLES, "number of samples")
-    seed = whole_number(seed, 0, 2**63 - 1, "seed")
+    seed = whole_number(seed, 0, MAX_SEED, "seed")
     stream = net.sample_stream(n, seed=seed, temperature=temperature_of(temperature), every=every(net),
                                label=label_of(net, klass))
     with closing(frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))) as pictures:
@@ -205,7 +226,7 @@ def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, s
     net = get_model(name)
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
-    seed = whole_number(seed, 0, 2**63 - 1, "seed")
+    seed = whole_number(seed, 0, MAX_SEED, "seed")
     x = given(net, source, drawing, image, whole=not keep_drawn, tell=tell, uploads=uploads)
     if keep_drawn:
         rows = convert.last_ink_row(x) + 1

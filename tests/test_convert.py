@@ -53,6 +53,16 @@ def test_an_empty_canvas_is_a_clear_error(whole):
             convert.drawing_to_levels(empty, 28, 28, whole=whole)
 
 
+def test_a_blank_upload_is_told_it_is_blank_not_that_the_canvas_is_empty():
+    for colour in (255, 0):  # white, and black (light on dark)
+        for size in ((300, 200), (28, 28 * 3)):  # a drawing to place, and not quite the model's size
+            with pytest.raises(ValueError, match="The image is blank") as e:
+                convert.image_to_levels(Image.new("L", size, colour), 1, 28, 28, 2)
+            assert "canvas" not in str(e.value)
+    with pytest.raises(ValueError, match="canvas is empty"):
+        convert.drawing_to_levels(canvas([]), 28, 28)
+
+
 @pytest.mark.parametrize("name", ["shapes", "color_shapes", "mnist", "color_mnist"])
 def test_the_shipped_examples_are_test_images_pixel_for_pixel(name):
     c, h, w, k = datasets.shape_of(name)
@@ -119,6 +129,38 @@ def test_files_that_are_not_images_or_too_large_are_refused(tmp_path):
         convert.open_image(tmp_path / "huge.png")
     with pytest.raises(ValueError, match="not an image"):
         convert.open_image(tmp_path / "missing.png")
+
+
+def test_a_large_image_is_averaged_down_as_it_is_opened(tmp_path):
+    wide = Image.new("L", (16384, 1024), 255)
+    ImageDraw.Draw(wide).rectangle((4000, 200, 9000, 800), fill=0)
+    wide.save(tmp_path / "wide.png")
+    img = convert.open_image(tmp_path / "wide.png")
+    assert img.mode == "RGB" and max(img.size) <= convert.WORKING_SIDE and img.size == (1024, 64)
+    assert img.getpixel((0, 0)) == (255, 255, 255) and img.getpixel((400, 30)) == (0, 0, 0)
+
+
+def test_thin_strokes_survive_the_averaging(tmp_path):
+    side = 2400  # averaged down 3 times
+    big = Image.new("L", (side, side), 255)
+    for points in SEVEN:  # the seven, ten times larger than on the sketchpad but its strokes no wider
+        ImageDraw.Draw(big).line([(x * side / 280, y * side / 280) for x, y in points], fill=0, width=40)
+    big.save(tmp_path / "big.png")
+    x = convert.image_to_levels(convert.open_image(tmp_path / "big.png"), 1, 28, 28, 2)
+    assert x.sum() > 0 and np.array_equal(x, convert.image_to_levels(big, 1, 28, 28, 2))  # as if never shrunk
+
+
+@pytest.mark.parametrize("mode", ["P", "1", "I;16"])
+def test_a_large_image_of_any_mode_is_averaged_down(tmp_path, mode):
+    """Modes Image.reduce does not average are converted first: a palette's transparency is kept."""
+    img = Image.new(mode, (2048, 1024), {"P": 0, "1": 1, "I;16": 65535}[mode])
+    ImageDraw.Draw(img).rectangle((100, 100, 400, 900), fill={"P": 1, "1": 0, "I;16": 0}[mode])
+    if mode == "P":
+        img.putpalette([255, 0, 0, 0, 0, 0])  # index 0 red, but transparent: white once composited
+    img.save(tmp_path / "a.png", **({"transparency": 0} if mode == "P" else {}))
+    opened = convert.open_image(tmp_path / "a.png")
+    assert opened.mode == "RGB" and opened.size == (1024, 512)
+    assert opened.getpixel((0, 0)) == (255, 255, 255) and opened.getpixel((100, 200)) == (0, 0, 0)
 
 
 def test_last_ink_row():

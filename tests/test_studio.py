@@ -53,12 +53,34 @@ def test_is_conditional_says_whether_the_model_takes_a_class(model):
 def test_numbers_from_the_page_are_checked():
     assert studio.whole_number("3", 1, 16, "number of samples") == 3
     assert studio.whole_number(16.0, 1, 16, "number of samples") == 16
-    for bad in (2.5, 0, 17, "many", None, float("nan"), float("inf")):
+    for bad in (2.5, 0, 17, "many", None, float("nan"), float("inf"), True, "+-3", "9" * 5000):
         assert "number of samples must be a whole number from 1 to 16" in str(
             refusal(studio.whole_number, bad, 1, 16, "number of samples"))
     assert studio.temperature_of("0.5") == 0.5
     for bad in (0, -1, 10.5, "hot", None, float("nan")):
         assert "temperature must be a number above 0" in str(refusal(studio.temperature_of, bad))
+
+
+def test_every_seed_up_to_the_largest_is_taken_exactly():
+    top = studio.MAX_SEED
+    for seed in (0, 1, 2**31, top - 1, top):
+        assert studio.whole_number(seed, 0, top, "seed") == seed
+        assert studio.whole_number(str(seed), 0, top, "seed") == seed
+        assert studio.whole_number(float(seed), 0, top, "seed") == seed
+    big = 2**53 + 1  # a float would make it 2**53
+    assert studio.whole_number(big, 0, 2**63, "seed") == studio.whole_number(str(big), 0, 2**63, "seed") == big
+    for bad in (-1, top + 1, 2**63 - 1, float(2**53), 1e300, "1e30"):
+        assert f"seed must be a whole number from 0 to {top}," in str(refusal(studio.whole_number, bad, 0, top, "seed"))
+
+
+def test_seeds_near_the_top_draw_their_own_images(tiny_models):
+    def drawn(seed):
+        return np.asarray(list(studio.sample("pixelcnn/shapes", 2, 1.0, seed))[-1][0])
+
+    top = studio.MAX_SEED
+    assert np.array_equal(drawn(top), drawn(str(top)))
+    assert not np.array_equal(drawn(top), drawn(top - 1))
+    assert "from 0 to 4294967295" in str(refusal(studio.sample, "pixelcnn/shapes", 1, 1.0, top + 1))
 
 
 def test_the_controls_follow_the_model():

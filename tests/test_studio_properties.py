@@ -16,6 +16,7 @@ from pixelcnn import studio
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 NAMES = ["pixelcnn/shapes", "gated_cond/mnist", "pixelrcnn_ar/color_shapes", "pixelcnn/mnist"]
+SEEDS = [0, -1, studio.MAX_SEED, studio.MAX_SEED + 1, 2**53 + 1, float(2**53), 2**63 - 1, 2**63, str(studio.MAX_SEED)]
 EXAMPLE = str((REPO / "examples" / "shapes_1.png").resolve())
 
 
@@ -76,7 +77,7 @@ def outcome(run):
 @given(data=st.data())
 def test_sample_works_or_refuses_whatever_it_is_sent(tiny_models, unpaced, data):
     args = [data.draw(near(NAMES)), data.draw(near([1, 2, 16, 0, 17, 2.5], st.integers(-2, 20))),
-            data.draw(near([1.0, 0.5, 0, -1, 11], st.floats(-1, 12))), data.draw(near([0, -1, 2**63], st.integers())),
+            data.draw(near([1.0, 0.5, 0, -1, 11], st.floats(-1, 12))), data.draw(near(SEEDS, st.integers())),
             data.draw(near([0, 9, 10, -1])), data.draw(near([True, False]))]
     for grid, probs in outcome(lambda: list(studio.sample(*args))) or []:
         assert isinstance(grid, Image.Image) and (probs is None or all(0 <= p <= 1 for p in probs.values()))
@@ -90,7 +91,7 @@ def test_complete_and_score_work_or_refuse_whatever_they_are_sent(tiny_models, u
     name, source = data.draw(near(NAMES)), data.draw(near([studio.DRAW, studio.IMAGE]))
     drawing, image, klass = data.draw(pictures(paths)), data.draw(pictures(paths)), data.draw(near([0, 3, 10]))
     rows, drawn = data.draw(near([0, 14, 28, -1, 29])), data.draw(near([False, True]))
-    temperature, seed = data.draw(near([1.0, 0])), data.draw(near([0, -1]))
+    temperature, seed = data.draw(near([1.0, 0])), data.draw(near(SEEDS))
     opened, real = [], studio.convert.open_file
 
     def watched(path, folders=None):
@@ -122,3 +123,9 @@ def test_what_the_model_sees_works_or_refuses_whatever_it_is_sent(tiny_models, d
 def test_an_example_is_one_offered_or_a_refusal(name, index):
     path = outcome(lambda: studio.example(name, index))
     assert path is None or path in studio.controls(name).examples
+
+
+@SETTINGS
+@given(whole=st.integers(0, 2**64), as_text=st.booleans())
+def test_a_whole_number_is_taken_exactly_however_large(whole, as_text):
+    assert studio.whole_number(str(whole) if as_text else whole, 0, 2**64, "seed") == whole
