@@ -15,9 +15,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import argparse
 import ctypes
 import socket
+import threading
+import time
 from contextlib import contextmanager
 
 import gradio as gr
+import torch
 
 import pixelcnn
 from pixelcnn import convert, studio
@@ -26,6 +29,13 @@ from pixelcnn.studio import DRAW, IMAGE, MAX_SAMPLES
 # Beyond 20 waiting, Gradio says the queue is full. api_open=False: a queued event cannot be
 # run by POST /gradio_api/run/<name> past the queue and its limits (Gradio's default off Spaces)
 QUEUE = dict(default_concurrency_limit=2, max_size=20, api_open=False)
+# Threads that run handlers, queued or not (the queue's two samplers and one "see" among them):
+# a burst of requests waits for one of these instead of starting a thread each
+MAX_THREADS = 4
+# Every minute, the files the app wrote (every frame it streamed, the uploads) that are older
+# than 10 minutes are deleted (Gradio's delete_cache), and the folders they leave empty
+CACHE_SWEEP = (60, 600)
+THREADS = 1  # per sampler: see main()
 
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
@@ -112,10 +122,6 @@ def choose_model(name):
             gr.Gallery(value=offer.examples), gr.Dropdown(**offer.classes))
 
 
-def show_source(source):
-    return gr.Column(visible=source == DRAW), gr.Column(visible=source == IMAGE)
-
-
 def pick_example(name, evt: gr.SelectData):
     with told():
         return studio.example(name, evt.index), IMAGE
@@ -130,7 +136,7 @@ def build_demo():
     default = "pixelcnn/mnist" if "pixelcnn/mnist" in names else (names[0] if names else None)
     start_with = studio.controls(default)
     private = dict(api_visibility="private", queue=False, show_progress="hidden")  # cheap: run at once
-    with gr.Blocks(title="PixelCNN Studio") as demo:
+    with gr.Blocks(title="PixelCNN Studio", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(INTRO)
         if not names:
             gr.Markdown("**No trained weights found** in weights/ (or `$PIXELCNN_WEIGHTS`), and no Hub repo "
@@ -147,7 +153,7 @@ def build_demo():
                         n = gr.Slider(1, MAX_SAMPLES, value=MAX_SAMPLES, step=1, label="Samples", elem_id="n")
                         temp = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
                                          info="Below 1: bolder, more typical; above 1: wilder.", elem_id="temperature")
-                        seed = gr.Number(0, precision=0, minimum=0, label="Seed",
+                        seed = gr.Number(0, precision=0, minimum=0, maximum=studio.MAX_SEED, label="Seed",
                                          info="The same seed draws the same images.", elem_id="seed")
                         show_probs = gr.Checkbox(False, label="Show the next-pixel probabilities",
                                                  info="What the model expected at the red square of the first image.",
@@ -188,7 +194,8 @@ def build_demo():
                         with gr.Accordion("Temperature and seed", open=False):
                             temp2 = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
                                               elem_id="temperature-complete")
-                            seed2 = gr.Number(0, precision=0, minimum=0, label="Seed", elem_id="seed-complete")
+                            seed2 = gr.Number(0, precision=0, minimum=0, maximum=studio.MAX_SEED, label="Seed",
+                                              elem_id="seed-complete")
                         with gr.Row():
                             go = gr.Button("Complete", variant="primary", elem_id="complete")
                             stop2 = gr.Button("Stop", variant="stop", elem_id="stop-complete")
@@ -225,7 +232,6 @@ def build_demo():
         stop2.click(None, None, None, cancels=[done], **private)
         rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score",
                    preprocess=False, **busy)
-        show_probs.change(lambda on: gr.Label(visible=on), show_probs, probs, **private)
         # gradients through two models: queued (so no POST runs them past it), one at a time
         looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see")
         looks = [seen_image, seen_ref, seen_gated, seen_text]
@@ -233,11 +239,20 @@ def build_demo():
         seen_image.select(see_click, model, looks, **looking)
 
         model.change(choose_model, model, [keep_rows, source, gallery, klass], **private)
-        source.change(show_source, source, [draw_box, image_box], **private)
-        keep_drawn.change(lambda on: gr.Slider(interactive=not on), keep_drawn, keep_rows, **private)
         gallery.select(pick_example, model, [image, source], **private)
-        image.upload(lambda: IMAGE, None, source, **private)
+        # what only changes the page runs in the browser: no request
+        show_probs.change(None, show_probs, probs, js=in_browser("[update({visible: on})]", "on"))
+        source.change(None, source, [draw_box, image_box], js=in_browser(
+            f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}})]", "s"))
+        keep_drawn.change(None, keep_drawn, keep_rows, js=in_browser("[update({interactive: !on})]", "on"))
     return demo
+
+
+def in_browser(outputs, *inputs):
+    """An event's JavaScript: from its inputs, the list of its outputs' values, where
+    update({...}) changes a component's properties as returning gr.Column(visible=...) would."""
+    return (f"({', '.join(inputs)}) => {{ const update = (props) => ({{__type__: 'update', ...props}}); "
+            f"return {outputs}; }}")
 
 
 def free_port():
@@ -251,9 +266,33 @@ def serve(port=None, quiet=False):
     """Build the page and serve it without blocking: on `port` (None: $GRADIO_SERVER_PORT,
     else 7860 or the next free one; 0: a free loopback port). Returns (demo, its URL)."""
     where = dict(server_name="127.0.0.1", server_port=free_port()) if port == 0 else dict(server_port=port)
+    gr.set_static_paths([studio.EXAMPLES])  # served from examples/ as they are, never copied to the cache
     demo = build_demo().queue(**QUEUE)
-    demo.launch(max_file_size=convert.MAX_BYTES, prevent_thread_lock=True, quiet=quiet, **where)
+    demo.launch(max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True, quiet=quiet,
+                **where)
+    every, age = demo.delete_cache
+    threading.Thread(target=sweep_forever, args=(uploads(), every, age), daemon=True).start()
     return demo, demo.local_url
+
+
+def sweep(folder, age):
+    """Remove the folders under `folder` that are empty and untouched for `age` seconds: Gradio
+    keeps each file it writes in a folder of its own, and its delete_cache deletes the file only.
+    (A folder is touched when a file is added or removed, so one being filled is never taken.)"""
+    now = time.time()
+    for root, dirs, files in os.walk(folder, topdown=False):
+        if root != str(folder) and not dirs and not files:
+            try:
+                if now - os.stat(root).st_mtime > age:
+                    os.rmdir(root)
+            except OSError:  # filled or removed since
+                pass
+
+
+def sweep_forever(folder, every, age):
+    while True:
+        time.sleep(every)
+        sweep(folder, age)
 
 
 def tame_malloc(arenas=2, mmap_mb=4, trim_mb=16):
@@ -276,8 +315,12 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=None,
                    help="default $GRADIO_SERVER_PORT, else 7860 or the next free one; 0: a free loopback port, "
                         "the URL printed alone on the first line")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("PIXELCNN_THREADS", THREADS)),
+                   help=f"threads each sampler uses (default $PIXELCNN_THREADS, else {THREADS}: measured fastest "
+                        "under load, docs/app.md)")
     args = p.parse_args(argv)
     tame_malloc()
+    torch.set_num_threads(args.threads)
     demo, url = serve(args.port, quiet=args.port == 0)
     if args.port == 0:
         print(url, flush=True)

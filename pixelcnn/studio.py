@@ -14,6 +14,7 @@ A server passes `uploads`, the folder its uploads land in: a picture is then ope
 there or from the examples, never from a path a client names elsewhere.
 """
 import math
+import reprlib
 import time
 from contextlib import closing
 from functools import cache
@@ -104,8 +105,8 @@ def exact_whole(value):
 
 def whole_number(value, low, high, what):
     n = exact_whole(value)
-    if n is None or not low <= n <= high:
-        raise Refused(f"The {what} must be a whole number from {low} to {high}, not {value!r}.")
+    if n is None or not low <= n <= high:  # what was sent, cut short if long
+        raise Refused(f"The {what} must be a whole number from {low} to {high}, not {reprlib.repr(value)}.")
     return n
 
 

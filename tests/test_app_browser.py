@@ -159,6 +159,27 @@ def test_complete_a_colour_example(page):
     assert picture(page, final).shape[:2] == (22 * 8, (4 * 21 + 1) * 8)  # 4 images of 20x20, 8x
 
 
+def test_what_only_changes_the_page_asks_the_server_nothing(page):
+    """Showing the probabilities, switching between drawing and an image, keeping what was
+    drawn: done in the browser, without a request (a crowd clicking them costs the server nothing)."""
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if "/run/" in r.url or "/queue/" in r.url else None)
+    page.locator("#show-probs input").check()
+    sync_api.expect(page.locator("#probs")).to_be_visible()
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
+    sync_api.expect(page.locator("#examples")).to_be_visible()
+    sync_api.expect(page.locator("#sketch")).to_be_hidden()
+    page.locator("#source").get_by_label("Draw").check()
+    sync_api.expect(page.locator("#sketch")).to_be_visible()
+    sync_api.expect(page.locator("#examples")).to_be_hidden()
+    page.locator("#keep-drawn input").check()
+    sync_api.expect(page.locator("#keep-rows input[type=range]")).to_be_disabled()
+    page.locator("#keep-drawn input").uncheck()
+    sync_api.expect(page.locator("#keep-rows input[type=range]")).to_be_enabled()
+    assert asked == []
+
+
 # ---------------------------------------------------------------- beyond the reference
 
 def test_the_next_pixel_probabilities_show_while_sampling(page):

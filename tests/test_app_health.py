@@ -1,0 +1,103 @@
+"""A server that stays healthy over days (issue #23): a burst of the page's own events runs on a
+few threads, and the files the app writes (every streamed frame) are deleted with the folders
+Gradio makes for them. (Memory: tests/test_server_memory.py; the long run: scripts/soak.py.)"""
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+import app
+from pixelcnn import studio
+
+gradio_client = pytest.importorskip("gradio_client")
+
+WAIT = 60
+
+
+def fn_ids(url):
+    return {d["api_name"]: d["id"] for d in httpx.get(f"{url}config", timeout=WAIT).json()["dependencies"]}
+
+
+def test_a_burst_of_page_events_runs_on_a_few_threads(app_url, monkeypatch):
+    """Forty "choose a model" events at once, sent as the page sends an unqueued event: each is
+    answered, and no more of them run at once than the app has threads for its handlers."""
+    real, lock, now = studio.controls, threading.Lock(), {"running": 0, "most": 0}
+
+    def slow_controls(name):  # long enough that forty calls overlap if nothing holds them back
+        with lock:
+            now["running"] += 1
+            now["most"] = max(now["most"], now["running"])
+        time.sleep(0.3)
+        with lock:
+            now["running"] -= 1
+        return real(name)
+
+    monkeypatch.setattr(studio, "controls", slow_controls)
+    body = {"data": ["pixelcnn/shapes"], "fn_index": fn_ids(app_url)["choose_model"], "session_hash": "burst"}
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(lambda _: httpx.post(f"{app_url}gradio_api/run/predict", json=body, timeout=WAIT),
+                                range(40)))
+    assert [a.status_code for a in answers] == [200] * 40
+    assert 1 < now["most"] <= app.MAX_THREADS
+
+
+def test_sweep_removes_only_empty_folders_untouched_for_the_age(tmp_path):
+    old, young, full = (tmp_path / name for name in ("old", "young", "full"))
+    for folder in (old, young, full):
+        folder.mkdir()
+    (full / "image.png").write_bytes(b"png")
+    (old / "nested").mkdir()
+    for path in (old / "nested", old, full):
+        os.utime(path, (time.time() - 100, time.time() - 100))
+    app.sweep(tmp_path, age=50)
+    app.sweep(tmp_path, age=50)  # "old" is emptied by the first sweep, so touched: still young
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "old", "young"]
+    os.utime(old, (time.time() - 100, time.time() - 100))
+    app.sweep(tmp_path, age=50)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "young"]
+
+
+@pytest.fixture
+def short_lived_cache(tiny_weights, monkeypatch):
+    """A second app on a free port whose files live about a second (the first app's stay)."""
+    monkeypatch.setattr(app, "CACHE_SWEEP", (1, 1))
+    demo, url = app.serve(port=0, quiet=True)
+    yield url
+    demo.close()
+
+
+def frames_of_a_sample(url):
+    """The files on the server of every picture streamed for one /sample, as its event stream names them."""
+    with httpx.Client(base_url=f"{url}gradio_api/", timeout=WAIT) as http:
+        event_id = http.post("call/sample", json={"data": ["pixelcnn/shapes", 4, 1.0, 0, 0, False]}).json()["event_id"]
+        with http.stream("GET", f"call/sample/{event_id}") as lines:
+            return {Path(m) for m in re.findall(r'"path": ?"([^"]+)"', "\n".join(lines.iter_lines()))}
+
+
+def test_streamed_frames_are_deleted_with_their_folders(short_lived_cache, unpaced, monkeypatch):
+    """Every frame of a sample is a file in Gradio's cache: a minute's requests once left
+    thousands. Here they are gone, folders and all, a few seconds after they were sent."""
+    monkeypatch.setattr(studio, "FRAMES", 6)
+    written = frames_of_a_sample(short_lived_cache)
+    assert len(written) >= 6 and all(p.is_relative_to(app.uploads()) for p in written)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(p.parent.exists() for p in written):
+        time.sleep(0.5)
+    assert not [p for p in written if p.exists()]
+    assert not [p.parent for p in written if p.parent.exists()]
+
+
+def test_the_examples_are_served_from_where_they_are(app_url):
+    """Picking an example sends its own file: nothing is copied to the cache, so nothing there
+    to delete or to lose while the page still shows it."""
+    answer = httpx.post(f"{app_url}gradio_api/run/predict", timeout=WAIT, json={
+        "data": ["pixelcnn/mnist"], "fn_index": fn_ids(app_url)["pick_example"], "session_hash": "examples",
+        "event_data": {"index": 0, "value": None}})
+    picked = answer.raise_for_status().json()["data"][0]
+    assert Path(picked["path"]).parent == studio.EXAMPLES
+    assert httpx.get(picked["url"], timeout=WAIT).status_code == 200
