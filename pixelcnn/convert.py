@@ -26,6 +26,7 @@ THRESHOLD = 0.4  # area-averaged ink above this is a pixel of ink; lower than 0.
 COLOUR_SPREAD = 40  # channels further apart than this (of 255) are a colour: a tinted scan of ink is still grey
 NOT_AN_IMAGE = "That file is not an image I can read: upload a PNG or JPEG."
 NOT_UPLOADED = "That file was not uploaded to this app: upload the image, or draw it, here."
+GONE = "That picture is no longer on the server (uploads are kept 10 minutes after their last use): upload it again."
 EMPTY_CANVAS = "The canvas is empty: draw something first (black on white)."
 # what is said of a picture with no ink, or with too little to keep at the model's size
 BLANK = {"drawing": EMPTY_CANVAS,
@@ -58,7 +59,9 @@ def open_file(path, folders=None):
         if not stat.S_ISREG(os.stat(real).st_mode):
             raise ValueError(NOT_AN_IMAGE)
         fd = os.open(real, OPEN_FLAGS)
-    except OSError as e:  # missing, unreadable
+    except FileNotFoundError as e:  # never there, or an upload deleted since
+        raise ValueError(GONE if folders is not None else NOT_AN_IMAGE) from e
+    except OSError as e:  # unreadable
         raise ValueError(NOT_AN_IMAGE) from e
     file = os.fdopen(fd, "rb")
     info = os.fstat(fd)  # the file opened, whatever the name now points to
@@ -66,6 +69,11 @@ def open_file(path, folders=None):
         file.close()
         raise ValueError(NOT_AN_IMAGE if not stat.S_ISREG(info.st_mode) else
                          f"That file is too large: upload one of at most {MAX_BYTES // 2**20} MB.")
+    if folders is not None:  # used, so kept: the app deletes its files some minutes after they were last touched
+        try:
+            os.utime(fd)
+        except OSError:  # a read-only folder: nothing deletes it either
+            pass
     return file
 
 

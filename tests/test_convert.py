@@ -265,3 +265,17 @@ def test_only_the_common_image_formats_are_decoded(tmp_path):
     for kind in ("PNG", "JPEG", "WEBP", "GIF", "BMP"):
         Image.new("RGB", (28, 28), (255, 255, 255)).save(tmp_path / "a.img", kind)
         assert convert.open_image(tmp_path / "a.img").size == (28, 28)
+
+
+def test_an_upload_used_is_kept_and_one_deleted_is_named(tmp_path):
+    """Opening an upload touches it (the app deletes its files minutes after their last touch),
+    and an upload deleted since is told as such, not as a file that is not an image."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    Image.new("L", (28, 28), 255).save(uploads / "a.png")
+    os.utime(uploads / "a.png", (1e9, 1e9))
+    convert.open_image(uploads / "a.png", [uploads]).close()
+    assert (uploads / "a.png").stat().st_mtime > 1e9 + 1
+    (uploads / "a.png").unlink()
+    with pytest.raises(ValueError, match="no longer on the server"):
+        convert.open_image(uploads / "a.png", [uploads])
