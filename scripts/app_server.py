@@ -1,11 +1,12 @@
-"""The app in a process of its own, for the scripts that drive it (loadtest.py, screenshot.py):
+"""The app in a process of its own, for the scripts that drive it (loadtest.py, soak.py, screenshot.py):
 
     from app_server import running_app
     with running_app() as (proc, url):
         ...
 
 It runs `python app.py --port 0`, which serves the app as app.serve(port=0) does in the tests
-(a free loopback port) and prints the URL first, once the server answers.
+(a free loopback port) and prints the URL first, once the server answers. process_stats and
+folder_stats read what the scripts report of it.
 """
 import os
 import queue
@@ -19,12 +20,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def running_app(timeout=300):
+def running_app(timeout=300, env=None, queue_size=None, stderr=None):
     """(process, URL) of `python app.py --port 0` started from the repository's root, stopped
-    on leaving. Offline (HF_HUB_OFFLINE=1) unless the environment says otherwise."""
-    env = {"HF_HUB_OFFLINE": "1", **os.environ}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", "0"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, text=True)
+    on leaving. Offline (HF_HUB_OFFLINE=1) unless the environment says otherwise; `env` adds
+    to the environment; `queue_size` replaces app.QUEUE's max_size (a queue a test can fill);
+    `stderr`, a file, takes what the app logs (by default, this process's stderr)."""
+    env = {"HF_HUB_OFFLINE": "1", **os.environ, **(env or {})}
+    command = [sys.executable, "app.py", "--port", "0"]
+    if queue_size is not None:
+        command[1:2] = ["-c", f"import sys, app; app.QUEUE['max_size'] = {int(queue_size)}; app.main(sys.argv[1:])"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     lines = queue.Queue()
 
     def read():  # to the end, so that a full pipe never stalls the app
@@ -53,3 +58,26 @@ def first_url(lines, proc, timeout):
     if line is None:
         raise SystemExit(f"the app exited with status {proc.wait()} before serving")
     return line.strip()
+
+
+def process_stats(pid):
+    """A running process's resident memory now and at its peak (MB), its threads and its open
+    files, from /proc (Linux)."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {"resident MB": int(status["VmRSS"].split()[0]) / 1024, "peak MB": int(status["VmHWM"].split()[0]) / 1024,
+            "threads": int(status["Threads"]), "open files": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def folder_stats(folder):
+    """The files under a folder, and their size in MB (files deleted while counting left out)."""
+    sizes = [size for top, _, names in os.walk(folder) for name in names
+             if (size := file_size(Path(top) / name)) is not None]
+    return {"cache files": len(sizes), "cache MB": sum(sizes) / 2**20}
+
+
+def file_size(path):
+    """Its size in bytes, or None where it is gone."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
