@@ -11,6 +11,13 @@ page), whose refusals it shows as messages.
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: offline, no threads
+# One thread per sampler, torch's and OpenBLAS's (numpy's products in the cached sampler): the
+# per-pixel products are too small to gain from two, and two samplers at once with two threads
+# each fight over the cores. Measured with scripts/threads.py (docs/app.md): a 16-image grid
+# 0.43 s alone and 0.69 s beside another with one thread, 1.59 s and 0.91 s with two.
+os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("PIXELCNN_THREADS", "1"))  # before numpy and torch load
+os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 import argparse
 import ctypes
@@ -32,10 +39,9 @@ QUEUE = dict(default_concurrency_limit=2, max_size=20, api_open=False)
 # Threads that run handlers, queued or not (the queue's two samplers and one "see" among them):
 # a burst of requests waits for one of these instead of starting a thread each
 MAX_THREADS = 4
-# Every minute, the files the app wrote (every frame it streamed, the uploads) that are older
-# than 10 minutes are deleted (Gradio's delete_cache), and the folders they leave empty
-CACHE_SWEEP = (60, 600)
-THREADS = 1  # per sampler: see main()
+# Every minute, the files the app wrote (every frame it streamed, the uploads) untouched for 10
+# minutes ($PIXELCNN_CACHE_SECONDS) are deleted (Gradio's delete_cache), and the folders they leave
+CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
 
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
@@ -315,12 +321,9 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=None,
                    help="default $GRADIO_SERVER_PORT, else 7860 or the next free one; 0: a free loopback port, "
                         "the URL printed alone on the first line")
-    p.add_argument("--threads", type=int, default=int(os.environ.get("PIXELCNN_THREADS", THREADS)),
-                   help=f"threads each sampler uses (default $PIXELCNN_THREADS, else {THREADS}: measured fastest "
-                        "under load, docs/app.md)")
     args = p.parse_args(argv)
     tame_malloc()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     demo, url = serve(args.port, quiet=args.port == 0)
     if args.port == 0:
         print(url, flush=True)
