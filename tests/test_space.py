@@ -270,3 +270,13 @@ def test_the_space_in_a_browser(space):
         page.screenshot(path=str(ARTIFACTS / "space_see.png"), full_page=True)
         browser.close()
     assert "Traceback" not in space.output()
+
+
+def test_no_tracked_file_is_a_git_lfs_pointer():
+    """.gitattributes marks binaries for LFS, but this repository keeps them as plain blobs (no
+    git-lfs on its machines): a file committed from a machine with git-lfs would arrive as a
+    pointer, and the app would find a few lines of text where its weights or examples were."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    pointers = [p for p in listed.split("\0") if p and (REPO / p).is_file()
+                and (REPO / p).read_bytes()[:40].startswith(b"version https://git-lfs")]
+    assert pointers == []
