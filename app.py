@@ -24,7 +24,7 @@ import ctypes
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import gradio as gr
 import torch
@@ -40,7 +40,7 @@ QUEUE = dict(default_concurrency_limit=2, max_size=20, api_open=False)
 # a burst of requests waits for one of these instead of starting a thread each
 MAX_THREADS = 4
 # Every minute, the files the app wrote (every frame it streamed, the uploads) untouched for 10
-# minutes ($PIXELCNN_CACHE_SECONDS) are deleted (Gradio's delete_cache), and the folders they leave
+# minutes ($PIXELCNN_CACHE_SECONDS) are deleted, with the folders they leave empty: sweep()
 CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
 
 INTRO = """# PixelCNN Studio
@@ -142,7 +142,7 @@ def build_demo():
     default = "pixelcnn/mnist" if "pixelcnn/mnist" in names else (names[0] if names else None)
     start_with = studio.controls(default)
     private = dict(api_visibility="private", queue=False, show_progress="hidden")  # cheap: run at once
-    with gr.Blocks(title="PixelCNN Studio", delete_cache=CACHE_SWEEP) as demo:
+    with gr.Blocks(title="PixelCNN Studio") as demo:
         gr.Markdown(INTRO)
         if not names:
             gr.Markdown("**No trained weights found** in weights/ (or `$PIXELCNN_WEIGHTS`), and no Hub repo "
@@ -276,29 +276,41 @@ def serve(port=None, quiet=False):
     demo = build_demo().queue(**QUEUE)
     demo.launch(max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True, quiet=quiet,
                 **where)
-    every, age = demo.delete_cache
-    threading.Thread(target=sweep_forever, args=(uploads(), every, age), daemon=True).start()
+    threading.Thread(target=sweep_forever, args=(demo, uploads(), *CACHE_SWEEP), daemon=True).start()
     return demo, demo.local_url
 
 
-def sweep(folder, age):
-    """Remove the folders under `folder` that are empty and untouched for `age` seconds: Gradio
-    keeps each file it writes in a folder of its own, and its delete_cache deletes the file only.
-    (A folder is touched when a file is added or removed, so one being filled is never taken.)"""
-    now = time.time()
+def sweep(demo, folder, age):
+    """Delete the files under `folder` (Gradio's: every frame streamed, every upload) untouched
+    for `age` seconds but those the page starts with, the folders left empty as long, and
+    Gradio's note of the files gone. (Gradio's own delete_cache does not hold: its task stops at
+    the first file added while it looks, "Set changed size during iteration", it never notes
+    half the frames, and it leaves a folder per file. A folder is touched when a file is added
+    or removed, so one being filled is never taken.)"""
+    keep = set().union(*(getattr(block, "keep_in_cache", ()) for block in demo.blocks.values()))
+
+    def untouched(path):
+        try:
+            return time.time() - os.stat(path).st_mtime > age
+        except OSError:  # removed since
+            return False
+
     for root, dirs, files in os.walk(folder, topdown=False):
-        if root != str(folder) and not dirs and not files:
-            try:
-                if now - os.stat(root).st_mtime > age:
-                    os.rmdir(root)
-            except OSError:  # filled or removed since
-                pass
+        for path in (os.path.join(root, name) for name in files):
+            if path not in keep and untouched(path):
+                with suppress(OSError):
+                    os.remove(path)
+        if root != str(folder) and not dirs and not files and untouched(root):
+            with suppress(OSError):  # filled since
+                os.rmdir(root)
+    for noted in demo.temp_file_sets:
+        noted.difference_update([path for path in noted.copy() if not os.path.exists(path)])
 
 
-def sweep_forever(folder, every, age):
-    while True:
+def sweep_forever(demo, folder, every, age):
+    while demo.is_running:
         time.sleep(every)
-        sweep(folder, age)
+        sweep(demo, folder, age)
 
 
 def tame_malloc(arenas=2, mmap_mb=4, trim_mb=16):
