@@ -141,7 +141,7 @@ def build_demo():
     names = [f"{m}/{d}" for m, d in pixelcnn.available()]
     default = "pixelcnn/mnist" if "pixelcnn/mnist" in names else (names[0] if names else None)
     start_with = studio.controls(default)
-    private = dict(api_visibility="private", queue=False, show_progress="hidden")  # cheap: run at once
+    private = dict(api_visibility="private", queue=False, show_progress="hidden", preprocess=False)  # cheap: at once
     with gr.Blocks(title="PixelCNN Studio") as demo:
         gr.Markdown(INTRO)
         if not names:
@@ -228,18 +228,20 @@ def build_demo():
                                           buttons=[], elem_id="see-gated")
                 seen_text = gr.Markdown(elem_id="see-text")
 
-        # sampling is CPU-bound: both endpoints share two workers, the rest wait in the queue
-        busy = dict(concurrency_limit=2, concurrency_id="sampler")
+        # sampling is CPU-bound: both endpoints share two workers, the rest wait in the queue. No
+        # event preprocesses its inputs: studio checks each, and says which is wrong and why (where
+        # Gradio's checks print a traceback to the log and do not name the field)
+        busy = dict(concurrency_limit=2, concurrency_id="sampler", preprocess=False)
         run = start.click(sample, [model, n, temp, seed, klass, show_probs], [samples, probs], api_name="sample",
                           **busy)
         stop.click(None, None, None, cancels=[run], **private)
         done = go.click(complete, [model, source, drawing, image, keep_rows, keep_drawn, temp2, seed2, klass],
-                        completions, api_name="complete", preprocess=False, **busy)
+                        completions, api_name="complete", **busy)
         stop2.click(None, None, None, cancels=[done], **private)
-        rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score",
-                   preprocess=False, **busy)
+        rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score", **busy)
         # gradients through two models: queued (so no POST runs them past it), one at a time
-        looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see")
+        looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see",
+                       preprocess=False)
         looks = [seen_image, seen_ref, seen_gated, seen_text]
         see_tab.select(see_centre, model, looks, **looking)
         seen_image.select(see_click, model, looks, **looking)
