@@ -1,0 +1,103 @@
+"""The engine that runs the app's samplers (pixelcnn/engine.py): round robin, exact, closed when
+cancelled, its failures raised to the viewer, and what a viewer sees paced apart."""
+import asyncio
+import threading
+import time
+
+import pytest
+import torch
+
+from helpers import make_tiny
+from pixelcnn import engine
+
+
+def until_ended(job, seconds=30):
+    """`job`'s values as a viewer sees them, unpaced."""
+    async def watch():
+        return [v async for v in engine.shown(job, 0.001)]
+    return asyncio.run(asyncio.wait_for(watch(), seconds))
+
+
+def counting(name, log, steps, closed=None):
+    try:
+        for k in range(steps):
+            log.append(name)
+            yield k
+    finally:
+        if closed is not None:
+            closed.set()
+
+
+def held(gate):
+    gate.wait()
+    yield
+
+
+def test_jobs_take_turns():
+    """On one worker, two jobs submitted together alternate a step each: the second's first
+    step comes long before the first's last."""
+    log, gate = [], threading.Event()
+    e = engine.Engine(workers=1)
+    blocker = e.submit(held(gate))  # holds the one worker until both jobs are in
+    a, b = e.submit(counting("a", log, 5)), e.submit(counting("b", log, 5))
+    gate.set()
+    until_ended(a), until_ended(b), until_ended(blocker)
+    assert log == ["a", "b"] * 5
+
+
+@pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("gated", "color_shapes")])
+def test_the_engine_draws_what_the_sampler_draws_alone(model, dataset):
+    """Three samplers stepped on two workers, round robin: each draws exactly its images alone."""
+    net = make_tiny(model, dataset)
+    alone = [net.sample(3, seed=s) for s in range(3)]
+    e = engine.Engine(workers=2)
+    jobs = [e.submit(net.sample_stream(3, seed=s, every=7)) for s in range(3)]
+    for job, expected in zip(jobs, alone):
+        assert torch.equal(until_ended(job)[-1].images, expected)
+
+
+def test_a_viewer_sees_the_last_value_whatever_its_pace():
+    e = engine.Engine(workers=1)
+    seen = until_ended(e.submit(iter(range(1000))))
+    assert seen[-1] == 999 and seen == sorted(seen)
+
+
+def test_a_cancelled_job_is_closed_at_its_next_step():
+    log, closed = [], threading.Event()
+    e = engine.Engine(workers=1)
+    job = e.submit(counting("x", log, 10**6, closed))
+    while job.count == 0:
+        time.sleep(0.001)
+    job.cancel()
+    assert closed.wait(10) and job.ended and len(log) < 10**6
+    gate = threading.Event()
+    e.submit(held(gate))
+    never = e.submit(counting("y", log, 10))
+    never.cancel()  # before its first step: it never runs
+    gate.set()
+    until_ended(never)
+    assert "y" not in log
+
+
+def test_a_viewer_gone_cancels_its_job():
+    """Leaving `shown` early (Stop, a closed tab) closes the generator on the engine."""
+    closed = threading.Event()
+    e = engine.Engine(workers=1)
+    job = e.submit(counting("x", [], 10**6, closed))
+
+    async def first_only():
+        async for _ in engine.shown(job, 0.001):
+            break
+
+    asyncio.run(first_only())
+    assert closed.wait(10) and job.ended
+
+
+def test_a_failure_reaches_the_viewer():
+    def fails():
+        yield 1
+        raise ValueError("refused")
+
+    e = engine.Engine(workers=1)
+    with pytest.raises(ValueError, match="refused"):
+        until_ended(e.submit(fails()))
