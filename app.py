@@ -20,25 +20,38 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 import argparse
+import asyncio
 import ctypes
 import socket
 import threading
 import time
+import uuid
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import gradio as gr
 import torch
+from PIL import Image
 
 import pixelcnn
-from pixelcnn import convert, studio
+from pixelcnn import convert, engine, studio
 from pixelcnn.studio import DRAW, IMAGE, MAX_SAMPLES
 
-# Beyond 20 waiting, Gradio says the queue is full. api_open=False: a queued event cannot be
-# run by POST /gradio_api/run/<name> past the queue and its limits (Gradio's default off Spaces)
-QUEUE = dict(default_concurrency_limit=2, max_size=20, api_open=False)
-# Threads that run handlers, queued or not (the queue's two samplers and one "see" among them):
-# a burst of requests waits for one of these instead of starting a thread each
-MAX_THREADS = 4
+# Every sampler runs on the engine, a step at a time and round robin, one worker per core: the
+# cores never sleep while there is work, and each of the CROWD requests served at once advances
+# at once, a fair share each; what the page shows is paced apart, at no cost to the cores. The
+# rest wait in the queue, told their place; beyond 64 waiting, Gradio says the queue is full.
+# api_open=False: a queued event cannot be run by POST /gradio_api/run/<name> past the queue.
+ENGINE = engine.Engine(workers=os.cpu_count() or 1, shows=25)  # 25 pictures a second: a tenth of a core
+CROWD = 16
+# A sampler draws faster than a person watches: the pictures it made and the page has not yet
+# shown wait, the last KEPT of them, so that the page still shows the image form (a few MB each)
+KEPT = 12
+QUEUE = dict(default_concurrency_limit=2, max_size=64, api_open=False)
+# Gradio's max_threads: how many events run at once (the queue's among them), and the threads
+# that run handlers and turn their pictures into files: a burst of requests waits for one of
+# these instead of starting a thread each
+MAX_THREADS = CROWD + 4
 # Every minute, the files the app wrote (every frame it streamed, the uploads) untouched for 10
 # minutes ($PIXELCNN_CACHE_SECONDS) are deleted, with the folders they leave empty: sweep()
 CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
@@ -85,38 +98,76 @@ def uploads():
 
 # ---------------------------------------------------------------- handlers: one call each
 
-def sample(model: str, n: float, temperature: float, seed: float, klass: float = 0, show_probs: bool = False):
+async def computed(steps, said=None):
+    """The values of studio's generator `steps`, computed on the engine beside every other
+    request's, as the page shows them: at most one every FRAME_SECONDS, and the last. Its
+    asides, which `said` collects on the engine's thread, become toasts here, where Gradio
+    knows the request; its refusals, messages. Leaving early (Stop, a closed tab) stops it."""
+    said = [] if said is None else said
+    with told():
+        async for value in ENGINE.shown(ENGINE.submit(steps, keep=KEPT), studio.FRAME_SECONDS):
+            while said:
+                tell(*said.pop(0))
+            yield await asyncio.to_thread(as_files, value)
+    while said:
+        tell(*said.pop(0))
+
+
+def as_files(value):
+    """`value` (a picture, or a tuple holding some) with each picture written to a PNG file of
+    its own in Gradio's folder, under a name no other request uses, in one step, and given as
+    its path. (Gradio writes a picture to a file named by its contents, in place: two requests
+    showing the same picture at once, the first frames of two samples, say, could read a
+    half-written file. And a quick compression here costs half of Gradio's.)"""
+    if isinstance(value, tuple):
+        return tuple(as_files(v) for v in value)
+    if not isinstance(value, Image.Image):
+        return value
+    folder = Path(uploads()) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    value.save(folder / ".picture.png", format="png", compress_level=1)
+    return str((folder / ".picture.png").replace(folder / "picture.png"))
+
+
+async def last(steps, said=None):
+    """The last value of computed(steps, said): a job of one step (engine.once), say."""
+    values = [value async for value in computed(steps, said)]
+    return values[-1]
+
+
+async def sample(model: str, n: float, temperature: float, seed: float, klass: float = 0, show_probs: bool = False):
     """Stream a grid of n samples as it fills in, pixel by pixel (all of class `klass` for a
     class-conditional model), and, if show_probs, what the model expected at the pixel
     being drawn in the first image."""
-    with told():
-        yield from studio.sample(model, n, temperature, seed, klass, show_probs)
+    async for out in computed(studio.sample(model, n, temperature, seed, klass, show_probs)):
+        yield out
 
 
-def complete(model: str, source: str, drawing: dict | None, image: dict | None,
-             keep_rows: float, keep_drawn: bool, temperature: float, seed: float, klass: float = 0):
+async def complete(model: str, source: str, drawing: dict | None, image: dict | None,
+                   keep_rows: float, keep_drawn: bool, temperature: float, seed: float, klass: float = 0):
     """Keep the top rows of the picture (or every row down to the last one with ink) and
     stream four completions of the rest, side by side, the kept part tinted blue."""
-    with told():
-        yield from studio.complete(model, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass,
-                                   tell=tell, uploads=uploads())
+    said = []
+    async for pic in computed(studio.complete(model, source, drawing, image, keep_rows, keep_drawn, temperature,
+                                              seed, klass, tell=lambda *aside: said.append(aside),
+                                              uploads=uploads()), said):
+        yield pic
 
 
-def score(model: str, source: str, drawing: dict | None, image: dict | None, klass: float = 0):
+async def score(model: str, source: str, drawing: dict | None, image: dict | None, klass: float = 0):
     """How likely the model finds the whole picture: bits/dim beside the range on test
     images, and a heat map of the bits each pixel costs."""
-    with told():
-        return studio.score(model, source, drawing, image, klass, tell=tell, uploads=uploads())
+    said = []
+    return await last(engine.once(studio.score, model, source, drawing, image, klass,
+                                  tell=lambda *aside: said.append(aside), uploads=uploads()), said)
 
 
-def see_click(name, evt: gr.SelectData):
-    with told():
-        return studio.see_at(name, evt.index)
+async def see_click(name, evt: gr.SelectData):
+    return await last(engine.once(studio.see_at, name, evt.index))
 
 
-def see_centre(name):
-    with told():
-        return studio.see(name)
+async def see_centre(name):
+    return await last(engine.once(studio.see, name))
 
 
 def choose_model(name):
@@ -135,11 +186,25 @@ def pick_example(name, evt: gr.SelectData):
 
 # ---------------------------------------------------------------- the page
 
+def offered():
+    """(the models with weights, as "model/dataset", the one the page starts with or None)."""
+    names = [f"{m}/{d}" for m, d in pixelcnn.available()]
+    return names, "pixelcnn/mnist" if "pixelcnn/mnist" in names else (names[0] if names else None)
+
+
+def warm(name):
+    """Load the model `name` and draw one image with it, so that the first visitor's first
+    picture comes as fast as a later one's (loading it once took a second)."""
+    if name:
+        with suppress(studio.Refused):
+            for _ in studio.sample(name, 1, 1.0, 0):
+                pass
+
+
 def build_demo():
     """The page: a model picker and three tabs, then their events (longer than a screen: it is
     the declarative layout, one statement per component)."""
-    names = [f"{m}/{d}" for m, d in pixelcnn.available()]
-    default = "pixelcnn/mnist" if "pixelcnn/mnist" in names else (names[0] if names else None)
+    names, default = offered()
     start_with = studio.controls(default)
     private = dict(api_visibility="private", queue=False, show_progress="hidden", preprocess=False)  # cheap: at once
     with gr.Blocks(title="PixelCNN Studio") as demo:
@@ -228,10 +293,10 @@ def build_demo():
                                           buttons=[], elem_id="see-gated")
                 seen_text = gr.Markdown(elem_id="see-text")
 
-        # sampling is CPU-bound: both endpoints share two workers, the rest wait in the queue. No
-        # event preprocesses its inputs: studio checks each, and says which is wrong and why (where
+        # CROWD requests at once share the engine, the rest wait in the queue. No event
+        # preprocesses its inputs: studio checks each, and says which is wrong and why (where
         # Gradio's checks print a traceback to the log and do not name the field)
-        busy = dict(concurrency_limit=2, concurrency_id="sampler", preprocess=False)
+        busy = dict(concurrency_limit=CROWD, concurrency_id="sampler", preprocess=False)
         run = start.click(sample, [model, n, temp, seed, klass, show_probs], [samples, probs], api_name="sample",
                           **busy)
         stop.click(None, None, None, cancels=[run], **private)
@@ -239,7 +304,7 @@ def build_demo():
                         completions, api_name="complete", **busy)
         stop2.click(None, None, None, cancels=[done], **private)
         rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score", **busy)
-        # gradients through two models: queued (so no POST runs them past it), one at a time
+        # gradients through two models, on the engine: queued (so no POST runs them past it), one at a time
         looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see",
                        preprocess=False)
         looks = [seen_image, seen_ref, seen_gated, seen_text]
@@ -276,6 +341,7 @@ def serve(port=None, quiet=False):
     where = dict(server_name="127.0.0.1", server_port=free_port()) if port == 0 else dict(server_port=port)
     gr.set_static_paths([studio.EXAMPLES])  # served from examples/ as they are, never copied to the cache
     demo = build_demo().queue(**QUEUE)
+    warm(offered()[1])
     demo.launch(max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True, quiet=quiet,
                 **where)
     threading.Thread(target=sweep_forever, args=(demo, uploads(), *CACHE_SWEEP), daemon=True).start()

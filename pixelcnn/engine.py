@@ -1,12 +1,12 @@
 """Computing apart from showing: every sampler the app starts runs here, a step at a time and
 round robin, on one thread per core, so that the cores never sleep while there is work and
 every request advances at once, a fair share each. What a viewer sees is paced apart
-(`shown`), at no cost to the cores.
+(`Engine.shown`), within a budget of pictures a second for all viewers together.
 
-    engine = Engine(workers=2)
+    engine = Engine(workers=2, shows=25)
     job = engine.submit(generator)     # each next() of it is a step: a picture, say
-    async for value in shown(job, 0.08):  # its latest value, at most one every 0.08 s, and its last
-        ...
+    async for value in engine.shown(job, 0.08):  # its latest value, at most one every 0.08 s
+        ...                                      # (longer in a crowd), and its last
 
 A job's generator is advanced by one worker at a time, never two, so it draws exactly what
 it would draw alone. Cancelling a job (Stop, a closed tab) closes its generator before its
@@ -18,12 +18,12 @@ from collections import deque
 
 
 class Job:
-    """A generator run by the engine: its latest value and how many it has given, whether it
-    has ended, and the exception it ended with, if any."""
+    """A generator run by the engine: its values not yet shown (the last `keep` of them), how
+    many it has given, whether it has ended, and the exception it ended with, if any."""
 
-    def __init__(self, steps):
+    def __init__(self, steps, keep=1):
         self.steps = steps
-        self.latest, self.count = None, 0
+        self.unseen, self.count = deque(maxlen=keep), 0
         self.ended, self.error = False, None
         self.cancelled = False
 
@@ -33,25 +33,26 @@ class Job:
 
 
 class Engine:
-    """Runs jobs a step at a time, round robin, on `workers` threads (daemons, started at once)."""
+    """Runs jobs a step at a time, round robin, on `workers` threads (daemons, started at once),
+    and shows them (`shown`): all viewers together at most `shows` values a second (None: no
+    limit), so that showing a crowd what is drawn never costs more than a share of the cores."""
 
-    def __init__(self, workers=2):
+    def __init__(self, workers=2, shows=None):
         self.ready = deque()  # jobs waiting for their next step
         self.wake = threading.Condition()
+        self.shows, self.viewers = shows, 0
         self.threads = [threading.Thread(target=self.work, name=f"engine-{k}", daemon=True) for k in range(workers)]
         for t in self.threads:
             t.start()
 
-    def submit(self, steps):
-        job = Job(steps)
+    def submit(self, steps, keep=1):
+        """Run the generator `steps`; a viewer is shown its values in order, but for the last
+        `keep` only where it falls behind (1: the latest alone)."""
+        job = Job(steps, keep)
         with self.wake:
             self.ready.append(job)
             self.wake.notify()
         return job
-
-    def busy(self):
-        """Jobs waiting for a step (those being stepped now not counted)."""
-        return len(self.ready)
 
     def work(self):
         while True:
@@ -71,7 +72,7 @@ class Engine:
             if job.cancelled:
                 job.steps.close()
                 raise StopIteration
-            job.latest = next(job.steps)
+            job.unseen.append(next(job.steps))
             job.count += 1
             return True
         except StopIteration:
@@ -81,25 +82,35 @@ class Engine:
         job.ended = True
         return False
 
+    def pace(self, seconds):
+        """Seconds between the values one viewer is shown: `seconds`, or longer while so many
+        watch that together they would be shown more than `shows` a second."""
+        return max(seconds, self.viewers / self.shows) if self.shows else seconds
 
-async def shown(job, seconds, first=0.01):
-    """The values of `job` as a viewer sees them: the latest at most one every `seconds` (looking
-    every `first` seconds until there is one), then its last; its error is raised here. Leaving
-    early (the viewer gone) cancels the job."""
-    seen = 0
-    try:
-        while True:
-            ended = job.ended  # read before the values, so that the last one is never missed
-            if job.count != seen:
-                seen = job.count
-                yield job.latest
-            if ended:
-                break
-            await asyncio.sleep(seconds if seen else first)
-        if job.error is not None:
-            raise job.error
-    finally:
-        job.cancel()
+    async def shown(self, job, seconds, first=0.01):
+        """The values of `job` as a viewer sees them, in order (those it kept; in a crowd, the
+        latest only), at most one every pace(seconds) (looking every `first` seconds until
+        there is one), its last always;
+        its error is raised here. Leaving early (the viewer gone) cancels the job. (Called on
+        one event loop.)"""
+        seen = False
+        self.viewers += 1
+        try:
+            while True:
+                ended = job.ended  # read before the values, so that the last one is never missed
+                while len(job.unseen) > 1 and self.pace(seconds) > seconds:  # a crowd: the latest only
+                    job.unseen.popleft()
+                if job.unseen:
+                    seen = True
+                    yield job.unseen.popleft()
+                elif ended:
+                    break
+                await asyncio.sleep(max(self.pace(seconds), first) if seen else first)
+            if job.error is not None:
+                raise job.error
+        finally:
+            self.viewers -= 1
+            job.cancel()
 
 
 def once(f, *args, **kwargs):

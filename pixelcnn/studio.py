@@ -15,7 +15,6 @@ there or from the examples, never from a path a client names elsewhere.
 """
 import math
 import reprlib
-import time
 from contextlib import closing
 from functools import cache
 from pathlib import Path
@@ -29,7 +28,7 @@ from pixelcnn import analysis, convert, datasets, evaluate, images
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # test images as PNGs, beside the package
 FRAMES = 36  # pictures streamed while a whole image is drawn
-FRAME_SECONDS = 0.08  # at least this long between them, so that even a fast sampler is seen at work
+FRAME_SECONDS = 0.08  # the app shows at most one every this long (the sampler does not wait for it)
 WIDTH = 480  # about how wide the grid of samples is drawn, in pixels: crisp, not rescaled by the browser
 COMPLETIONS_WIDTH = 720  # and the row of completions
 MAX_SAMPLES = 16
@@ -180,15 +179,12 @@ def picture(x, levels, nrow, mark=None, known=None, width=WIDTH):
 
 
 def frames(stream, levels, nrow, known=None, width=WIDTH):
-    """(picture, progress) of a sampler's progress, paced at most one every FRAME_SECONDS, and
-    the finished grid. Closing this generator (Stop, or the browser going away) closes the
-    sampler with it."""
+    """(picture, progress) of each of a sampler's progress reports, the last the finished grid.
+    Unpaced: the app's engine shows them at most one every FRAME_SECONDS. Closing this
+    generator (Stop, the browser going away) closes the sampler with it."""
     with closing(stream):
-        due = time.monotonic()
         for p in stream:
-            time.sleep(max(0.0, due - time.monotonic()))
             yield picture(p.images, levels, nrow, None if p.done == p.total else p.position, known, width), p
-            due = time.monotonic() + FRAME_SECONDS
 
 
 def every(net):

@@ -61,11 +61,13 @@ def first_url(lines, proc, timeout):
 
 
 def process_stats(pid):
-    """A running process's resident memory now and at its peak (MB), its threads and its open
-    files, from /proc (Linux)."""
+    """A running process's resident memory now and at its peak (MB), its threads, its open
+    files and the CPU seconds it has used, from /proc (Linux)."""
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    utime, stime = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
     return {"resident MB": int(status["VmRSS"].split()[0]) / 1024, "peak MB": int(status["VmHWM"].split()[0]) / 1024,
-            "threads": int(status["Threads"]), "open files": len(os.listdir(f"/proc/{pid}/fd"))}
+            "threads": int(status["Threads"]), "open files": len(os.listdir(f"/proc/{pid}/fd")),
+            "CPU s": (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")}
 
 
 def folder_stats(folder):

@@ -10,11 +10,13 @@ was sent is cancelled and counted as timed out; a full queue or an error ends it
 an error (and its user waits a moment before asking again); a user still busy when its
 round's time and one more --timeout are over is counted as hung and left behind.
 Printed per N: requests served, dropped, failed and timed out, hung users, the time to the
-first picture and to the last (p50, p95), and the server's memory (resident now, its peak).
+first picture and to the last (p50, p95), the server's memory (resident now, its peak) and its
+CPU use over the round (% of all cores).
 Everything runs on this machine: the app is started with `python app.py --port 0` (a free
 loopback port), in a process of its own so that its memory is its own (app_server.py).
 """
 import argparse
+import os
 import threading
 import time
 
@@ -99,6 +101,11 @@ def run_round(url, n, args, connect=lambda url: Client(url, verbose=False)):
     return results, sum(t.is_alive() for t in threads)
 
 
+def busy(cpu_seconds, seconds):
+    """The server's CPU use over a round, in % of all the machine's cores."""
+    return 100 * cpu_seconds / seconds / (os.cpu_count() or 1)
+
+
 def pct(values, p):
     values = sorted(v for v in values if v is not None)
     return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
@@ -118,8 +125,10 @@ def main(argv=None):
               f"{args.seconds:g} s per round, {args.timeout:g} s timeout; "
               f"memory at start {process_stats(proc.pid)['resident MB']:.0f} MB\n")
         print(f"{'users':>5} {'served':>7} {'dropped':>8} {'errors':>7} {'timed out':>10} {'hung':>5} "
-              f"{'first p50':>10} {'first p95':>10} {'last p50':>9} {'last p95':>9} {'RSS MB':>7} {'peak MB':>8}")
+              f"{'first p50':>10} {'first p95':>10} {'last p50':>9} {'last p95':>9} {'RSS MB':>7} {'peak MB':>8} "
+              f"{'CPU %':>6}")
         for n in args.users:
+            cpu, wall = process_stats(proc.pid)["CPU s"], time.monotonic()
             results, hung = run_round(url, n, args)
             count = {o: [r for r in results if r[0] == o] for o in ("served", "abandoned", "error", "timed out")}
             lasts, stats = [r[2] for r in count["served"]], process_stats(proc.pid)
@@ -127,7 +136,7 @@ def main(argv=None):
             print(f"{n:>5} {len(count['served']):>7} {len(count['abandoned']):>8} {len(count['error']):>7} "
                   f"{len(count['timed out']):>10} {hung:>5} {pct(firsts, 50):>9.2f}s {pct(firsts, 95):>9.2f}s "
                   f"{pct(lasts, 50):>8.2f}s {pct(lasts, 95):>8.2f}s {stats['resident MB']:>7.0f} "
-                  f"{stats['peak MB']:>8.0f}", flush=True)
+                  f"{stats['peak MB']:>8.0f} {busy(stats['CPU s'] - cpu, time.monotonic() - wall):>6.0f}", flush=True)
             for e in count["error"][:3]:
                 print("   error:", f"{type(e[2]).__name__}: {e[2]}"[:200])
 

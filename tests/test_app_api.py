@@ -1,6 +1,7 @@
 """The app's endpoints, /sample, /complete and /score, through gradio_client against the app
 served in this process, with tiny weights. (What is behind them, pixelcnn/studio.py, is
 tested without a server in test_studio.py.)"""
+import asyncio
 import json
 import math
 import time
@@ -94,9 +95,11 @@ def test_sample_grid_sizes(client, unpaced):
     assert img.size == (21 * 22, 21 * 22) and img.mode == "RGB"  # one 20x20 image, 22x, with its border
 
 
-def test_stopping_a_sample_stops_the_sampler_on_the_server(client, sampler_spy):
-    """A cancelled job closes the app's generator, and with it the sampler: no more pixels."""
-    seen = sampler_spy
+def test_stopping_a_sample_stops_the_sampler_on_the_server(client, sampler_spy, monkeypatch):
+    """A cancelled job closes the app's generator, and with it the sampler: no more pixels.
+    (Each picture made slow, so that the sampler is still at work when Stop comes.)"""
+    seen, picture = sampler_spy, studio.picture
+    monkeypatch.setattr(studio, "picture", lambda *a, **k: time.sleep(0.05) or picture(*a, **k))
     job = client.submit("pixelcnn/mnist", 16, 1.0, 1, api_name="/sample")
     while len(job.outputs()) < 3:
         time.sleep(0.02)
@@ -293,7 +296,8 @@ def test_score_without_the_dataset_takes_the_range_from_the_facts_file(tiny_weig
     monkeypatch.setattr(datasets, "load", unreadable)
     studio.range_on_test_images.cache_clear()
     try:
-        _, text = app.score("pixelcnn/shapes", "Image", None, {"path": str(REPO / "examples" / "shapes_1.png")})
+        _, text = asyncio.run(app.score("pixelcnn/shapes", "Image", None,
+                                        {"path": str(REPO / "examples" / "shapes_1.png")}))
     finally:
         facts.write_text(saved)
         studio.range_on_test_images.cache_clear()

@@ -11,10 +11,10 @@ from helpers import make_tiny
 from pixelcnn import engine
 
 
-def until_ended(job, seconds=30):
+def until_ended(e, job, seconds=30):
     """`job`'s values as a viewer sees them, unpaced."""
     async def watch():
-        return [v async for v in engine.shown(job, 0.001)]
+        return [v async for v in e.shown(job, 0.001)]
     return asyncio.run(asyncio.wait_for(watch(), seconds))
 
 
@@ -41,7 +41,7 @@ def test_jobs_take_turns():
     blocker = e.submit(held(gate))  # holds the one worker until both jobs are in
     a, b = e.submit(counting("a", log, 5)), e.submit(counting("b", log, 5))
     gate.set()
-    until_ended(a), until_ended(b), until_ended(blocker)
+    until_ended(e, a), until_ended(e, b), until_ended(e, blocker)
     assert log == ["a", "b"] * 5
 
 
@@ -53,12 +53,12 @@ def test_the_engine_draws_what_the_sampler_draws_alone(model, dataset):
     e = engine.Engine(workers=2)
     jobs = [e.submit(net.sample_stream(3, seed=s, every=7)) for s in range(3)]
     for job, expected in zip(jobs, alone):
-        assert torch.equal(until_ended(job)[-1].images, expected)
+        assert torch.equal(until_ended(e, job)[-1].images, expected)
 
 
 def test_a_viewer_sees_the_last_value_whatever_its_pace():
     e = engine.Engine(workers=1)
-    seen = until_ended(e.submit(iter(range(1000))))
+    seen = until_ended(e, e.submit(iter(range(1000))))
     assert seen[-1] == 999 and seen == sorted(seen)
 
 
@@ -75,7 +75,7 @@ def test_a_cancelled_job_is_closed_at_its_next_step():
     never = e.submit(counting("y", log, 10))
     never.cancel()  # before its first step: it never runs
     gate.set()
-    until_ended(never)
+    until_ended(e, never)
     assert "y" not in log
 
 
@@ -86,7 +86,7 @@ def test_a_viewer_gone_cancels_its_job():
     job = e.submit(counting("x", [], 10**6, closed))
 
     async def first_only():
-        async for _ in engine.shown(job, 0.001):
+        async for _ in e.shown(job, 0.001):
             break
 
     asyncio.run(first_only())
@@ -100,4 +100,22 @@ def test_a_failure_reaches_the_viewer():
 
     e = engine.Engine(workers=1)
     with pytest.raises(ValueError, match="refused"):
-        until_ended(e.submit(fails()))
+        until_ended(e, e.submit(fails()))
+
+
+def test_a_crowd_is_shown_fewer_pictures_each():
+    """With a budget of 10 a second, one viewer is shown one every 0.1 s at most, and forty
+    viewers one every 4 s each: together never more than the budget."""
+    e = engine.Engine(workers=1, shows=10)
+    assert e.pace(0.08) == 0.08  # no viewer yet
+    e.viewers = 1
+    assert e.pace(0.08) == 0.1
+    e.viewers = 40
+    assert e.pace(0.08) == 4.0
+
+
+def test_a_viewer_sees_every_value_kept_in_order_however_fast_they_came():
+    e = engine.Engine(workers=1)
+    assert until_ended(e, e.submit(iter(range(100)), keep=100)) == list(range(100))
+    behind = until_ended(e, e.submit(iter(range(100)), keep=10))  # the oldest dropped, the last kept
+    assert behind == sorted(behind) and behind[-10:] == list(range(90, 100))
