@@ -42,11 +42,16 @@ from pixelcnn.studio import DRAW, IMAGE, MAX_SAMPLES
 # at once, a fair share each; what the page shows is paced apart, at no cost to the cores. The
 # rest wait in the queue, told their place; beyond 64 waiting, Gradio says the queue is full.
 # api_open=False: a queued event cannot be run by POST /gradio_api/run/<name> past the queue.
-ENGINE = engine.Engine(workers=os.cpu_count() or 1, shows=25)  # 25 pictures a second: a tenth of a core
+# Its workers are processes ($PIXELCNN_WORKERS=threads: threads of this one, as the tests have it,
+# where a sampler patched in this process is the one that runs): two threads share one core's
+# worth of the sampler's per-pixel Python code, two processes use both cores (docs/app.md)
+ENGINE = engine.Engine(workers=os.cpu_count() or 1, shows=25,  # 25 pictures a second: a tenth of a core
+                       processes=os.environ.get("PIXELCNN_WORKERS", "processes") != "threads")
 CROWD = 16
 # A sampler draws faster than a person watches: the pictures it made and the page has not yet
-# shown wait, the last KEPT of them, so that the page still shows the image form (a few MB each)
-KEPT = 12
+# shown wait, the last KEPT of them (Grids of a few KB, of FRAMES a whole image), so that a
+# lone visitor still sees the image form, over two seconds (KEPT * FRAME_SECONDS)
+KEPT = 24
 QUEUE = dict(default_concurrency_limit=2, max_size=64, api_open=False)
 # Gradio's max_threads: how many events run at once (the queue's among them), and the threads
 # that run handlers and turn their pictures into files: a burst of requests waits for one of
@@ -98,29 +103,31 @@ def uploads():
 
 # ---------------------------------------------------------------- handlers: one call each
 
-async def computed(steps, said=None):
-    """The values of studio's generator `steps`, computed on the engine beside every other
-    request's, as the page shows them: at most one every FRAME_SECONDS, and the last. Its
-    asides, which `said` collects on the engine's thread, become toasts here, where Gradio
-    knows the request; its refusals, messages. Leaving early (Stop, a closed tab) stops it."""
-    said = [] if said is None else said
+async def computed(f, *args, keep=KEPT, **kwargs):
+    """The values of studio's generator f(*args, **kwargs), computed on the engine beside every
+    other request's, as the page shows them: at most one every FRAME_SECONDS, and the last. Its
+    asides (tell=True: f is given a `tell`) become toasts here, where Gradio knows the request;
+    its refusals, messages. Leaving early (Stop, a closed tab) stops it."""
+    job = ENGINE.submit(f, *args, keep=keep, **kwargs)
     with told():
-        async for value in ENGINE.shown(ENGINE.submit(steps, keep=KEPT), studio.FRAME_SECONDS):
-            while said:
-                tell(*said.pop(0))
+        async for value in ENGINE.shown(job, studio.FRAME_SECONDS):
+            while job.said:
+                tell(*job.said.pop(0))
             yield await asyncio.to_thread(as_files, value)
-    while said:
-        tell(*said.pop(0))
+    while job.said:
+        tell(*job.said.pop(0))
 
 
 def as_files(value):
-    """`value` (a picture, or a tuple holding some) with each picture written to a PNG file of
+    """`value` (a picture or Grid, or a tuple holding some) with each picture drawn and written to a PNG file of
     its own in Gradio's folder, under a name no other request uses, in one step, and given as
     its path. (Gradio writes a picture to a file named by its contents, in place: two requests
     showing the same picture at once, the first frames of two samples, say, could read a
     half-written file. And a quick compression here costs half of Gradio's.)"""
     if isinstance(value, tuple):
         return tuple(as_files(v) for v in value)
+    if isinstance(value, studio.Grid):
+        value = value.image()
     if not isinstance(value, Image.Image):
         return value
     folder = Path(uploads()) / uuid.uuid4().hex
@@ -129,9 +136,9 @@ def as_files(value):
     return str((folder / ".picture.png").replace(folder / "picture.png"))
 
 
-async def last(steps, said=None):
-    """The last value of computed(steps, said): a job of one step (engine.once), say."""
-    values = [value async for value in computed(steps, said)]
+async def last(f, *args, **kwargs):
+    """f(*args, **kwargs), computed on the engine as computed() computes a generator."""
+    values = [value async for value in computed(engine.once, f, *args, keep=1, **kwargs)]
     return values[-1]
 
 
@@ -139,7 +146,7 @@ async def sample(model: str, n: float, temperature: float, seed: float, klass: f
     """Stream a grid of n samples as it fills in, pixel by pixel (all of class `klass` for a
     class-conditional model), and, if show_probs, what the model expected at the pixel
     being drawn in the first image."""
-    async for out in computed(studio.sample(model, n, temperature, seed, klass, show_probs)):
+    async for out in computed(studio.sample, model, n, temperature, seed, klass, show_probs):
         yield out
 
 
@@ -147,27 +154,23 @@ async def complete(model: str, source: str, drawing: dict | None, image: dict | 
                    keep_rows: float, keep_drawn: bool, temperature: float, seed: float, klass: float = 0):
     """Keep the top rows of the picture (or every row down to the last one with ink) and
     stream four completions of the rest, side by side, the kept part tinted blue."""
-    said = []
-    async for pic in computed(studio.complete(model, source, drawing, image, keep_rows, keep_drawn, temperature,
-                                              seed, klass, tell=lambda *aside: said.append(aside),
-                                              uploads=uploads()), said):
+    async for pic in computed(studio.complete, model, source, drawing, image, keep_rows, keep_drawn, temperature,
+                              seed, klass, tell=True, uploads=uploads()):
         yield pic
 
 
 async def score(model: str, source: str, drawing: dict | None, image: dict | None, klass: float = 0):
     """How likely the model finds the whole picture: bits/dim beside the range on test
     images, and a heat map of the bits each pixel costs."""
-    said = []
-    return await last(engine.once(studio.score, model, source, drawing, image, klass,
-                                  tell=lambda *aside: said.append(aside), uploads=uploads()), said)
+    return await last(studio.score, model, source, drawing, image, klass, tell=True, uploads=uploads())
 
 
 async def see_click(name, evt: gr.SelectData):
-    return await last(engine.once(studio.see_at, name, evt.index))
+    return await last(studio.see_at, name, evt.index)
 
 
 async def see_centre(name):
-    return await last(engine.once(studio.see, name))
+    return await last(studio.see, name)
 
 
 def choose_model(name):
@@ -190,15 +193,6 @@ def offered():
     """(the models with weights, as "model/dataset", the one the page starts with or None)."""
     names = [f"{m}/{d}" for m, d in pixelcnn.available()]
     return names, "pixelcnn/mnist" if "pixelcnn/mnist" in names else (names[0] if names else None)
-
-
-def warm(name):
-    """Load the model `name` and draw one image with it, so that the first visitor's first
-    picture comes as fast as a later one's (loading it once took a second)."""
-    if name:
-        with suppress(studio.Refused):
-            for _ in studio.sample(name, 1, 1.0, 0):
-                pass
 
 
 def build_demo():
@@ -341,7 +335,7 @@ def serve(port=None, quiet=False):
     where = dict(server_name="127.0.0.1", server_port=free_port()) if port == 0 else dict(server_port=port)
     gr.set_static_paths([studio.EXAMPLES])  # served from examples/ as they are, never copied to the cache
     demo = build_demo().queue(**QUEUE)
-    warm(offered()[1])
+    ENGINE.everywhere(studio.warm, offered()[1])  # on every worker: the first visitor waits for none
     demo.launch(max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True, quiet=quiet,
                 **where)
     threading.Thread(target=sweep_forever, args=(demo, uploads(), *CACHE_SWEEP), daemon=True).start()

@@ -2,20 +2,22 @@
 page's raw inputs and gives back pictures and text. No gradio, so it is tested without a
 server; app.py lays out the page and wires its events to these calls:
 
-    sample(name, n, temperature, seed, klass, show_probs)   yields (grid, next-pixel probabilities)
-    complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass)  yields grids
+    sample(name, n, temperature, seed, klass, show_probs)   yields (Grid, next-pixel probabilities)
+    complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass)  yields Grids
     score(name, source, drawing, image, klass)              (heat map, text)
     see(name, i, j)                                         (picture, PixelCNN's map, Gated PixelCNN's, text)
 
-`name` is "model/dataset", e.g. "pixelcnn/mnist". Input that cannot be used raises `Refused`
-(a ValueError) with a message for the person; asides for them go to `tell(level, message)`,
-level "info" or "warning". Randomness comes from the seed given, never the global state.
-A server passes `uploads`, the folder its uploads land in: a picture is then opened only from
-there or from the examples, never from a path a client names elsewhere.
+`name` is "model/dataset", e.g. "pixelcnn/mnist". A Grid is a picture drawn when it is
+shown, by its image(): a stream's frames are mostly dropped unseen in a crowd. Input that
+cannot be used raises `Refused` (a ValueError) with a message for the person; asides for
+them go to `tell(level, message)`, level "info" or "warning". Randomness comes from the seed
+given, never the global state. A server passes `uploads`, the folder its uploads land in: a
+picture is then opened only from there or from the examples, never from a path a client
+names elsewhere.
 """
 import math
 import reprlib
-from contextlib import closing
+from contextlib import closing, suppress
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -47,6 +49,9 @@ class Refused(ValueError):
     def __init__(self, message, title="Error"):
         super().__init__(message)
         self.title = title
+
+    def __reduce__(self):  # pickled with its title: the app's engine sends it from its worker processes
+        return type(self), (str(self), self.title)
 
 
 def ignore(level, message):
@@ -172,10 +177,24 @@ def example(name, index):
 
 # ---------------------------------------------------------------- sampling and completing
 
+class Grid:
+    """A crisp grid of images, about `width` pixels wide, drawn by image() when it is shown: till
+    then a few KB of levels (copied as they are now), cheap to keep, to drop unseen and to send
+    to another process, where the picture it draws is a few hundred KB."""
+
+    def __init__(self, x, levels, nrow, mark=None, known=None, width=WIDTH):
+        self.x = torch.as_tensor(x).cpu().numpy().astype(np.uint8 if levels <= 256 else np.int64)  # a copy
+        self.known = None if known is None else np.array(known, bool)
+        self.levels, self.nrow, self.mark, self.width = levels, nrow, mark, width
+
+    def image(self):
+        scale = max(3, self.width // (self.nrow * (self.x.shape[-1] + 1) + 1))
+        return images.grid(self.x, self.levels, nrow=self.nrow, scale=scale, mark=self.mark, known=self.known)
+
+
 def picture(x, levels, nrow, mark=None, known=None, width=WIDTH):
-    """A crisp grid of levels, about `width` pixels wide."""
-    scale = max(3, width // (nrow * (x.shape[-1] + 1) + 1))
-    return images.grid(x, levels, nrow=nrow, scale=scale, mark=mark, known=known)
+    """The Grid of levels x (N, C, H, W), `nrow` to a row."""
+    return Grid(x, levels, nrow, mark, known, width)
 
 
 def frames(stream, levels, nrow, known=None, width=WIDTH):
@@ -185,6 +204,15 @@ def frames(stream, levels, nrow, known=None, width=WIDTH):
     with closing(stream):
         for p in stream:
             yield picture(p.images, levels, nrow, None if p.done == p.total else p.position, known, width), p
+
+
+def warm(name):
+    """Load the model `name` (if any) and draw one image with it, so that the first visitor's
+    first picture comes as fast as a later one's (loading it once took a second)."""
+    if name:
+        with suppress(Refused):
+            for _ in sample(name, 1, 1.0, 0):
+                pass
 
 
 def every(net):

@@ -15,6 +15,9 @@ import pytest
 # before anything imports gradio or huggingface_hub: no analytics threads, no Hub calls
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
+# the app in this process runs its samplers on threads of this process: those the fixtures patch
+# (tiny models, a spy); the app as served runs them in worker processes (tests/test_engine.py)
+os.environ["PIXELCNN_WORKERS"] = "threads"
 os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "pixelcnn-tests-gradio"))
 
 TINY = ["--set", "filters=8", "layers=1", "--max-steps", "10", "--epochs", "1", "--batch-size", "32",

@@ -75,7 +75,7 @@ def test_every_seed_up_to_the_largest_is_taken_exactly():
 
 def test_seeds_near_the_top_draw_their_own_images(tiny_models):
     def drawn(seed):
-        return np.asarray(list(studio.sample("pixelcnn/shapes", 2, 1.0, seed))[-1][0])
+        return np.asarray(list(studio.sample("pixelcnn/shapes", 2, 1.0, seed))[-1][0].image())
 
     top = studio.MAX_SEED
     assert np.array_equal(drawn(top), drawn(str(top)))
@@ -105,7 +105,7 @@ def test_sample_streams_the_grid_and_ends_with_the_models_own_sample(tiny_models
     assert any(probs and sum(probs.values()) == pytest.approx(1) for _, probs in frames)
     net = tiny_models("pixelcnn", "shapes")
     expected = studio.picture(net.sample(2, seed=3), net.levels, 2)
-    assert np.array_equal(np.asarray(frames[-1][0]), np.asarray(expected))
+    assert np.array_equal(np.asarray(frames[-1][0].image()), np.asarray(expected.image()))
     assert all(probs is None for _, probs in studio.sample("pixelcnn/shapes", 1, 1.0, 3))  # not asked for
 
 
@@ -126,7 +126,7 @@ def test_complete_keeps_the_top_rows_and_samples_the_rest(tiny_models, tmp_path)
     mask[:14] = True
     done = net.sample(studio.COMPLETIONS, seed=2, prefix=x, prefix_mask=mask)
     expected = studio.picture(done, net.levels, studio.COMPLETIONS, known=mask, width=studio.COMPLETIONS_WIDTH)
-    assert len(frames) > 5 and np.array_equal(np.asarray(frames[-1]), np.asarray(expected)) and said == []
+    assert len(frames) > 5 and np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image())) and said == []
 
 
 def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, tmp_path):

@@ -80,7 +80,7 @@ def test_sample_works_or_refuses_whatever_it_is_sent(tiny_models, unpaced, data)
             data.draw(near([1.0, 0.5, 0, -1, 11], st.floats(-1, 12))), data.draw(near(SEEDS, st.integers())),
             data.draw(near([0, 9, 10, -1])), data.draw(near([True, False]))]
     for grid, probs in outcome(lambda: list(studio.sample(*args))) or []:
-        assert isinstance(grid, Image.Image) and (probs is None or all(0 <= p <= 1 for p in probs.values()))
+        assert isinstance(grid.image(), Image.Image) and (probs is None or all(0 <= p <= 1 for p in probs.values()))
 
 
 @SETTINGS
@@ -102,7 +102,7 @@ def test_complete_and_score_work_or_refuse_whatever_they_are_sent(tiny_models, u
     monkeypatch.setattr(studio.convert, "open_file", watched)
     for grid in outcome(lambda: list(studio.complete(name, source, drawing, image, rows, drawn, temperature, seed,
                                                      klass, uploads=uploads))) or []:
-        assert isinstance(grid, Image.Image)
+        assert isinstance(grid.image(), Image.Image)
     heat, text = outcome(lambda: studio.score(name, source, drawing, image, klass, uploads=uploads)) or (None, "")
     assert heat is None or (isinstance(heat, Image.Image) and "bits/dim" in text)
     if uploads is not None:  # nothing opened but uploads and examples
