@@ -33,10 +33,11 @@ import httpx
 from app_server import REPO, folder_stats, process_stats, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from gradio_client.utils import QueueError
-from loadtest import follow, pct
+from gradio_client.utils import QueueError, Status
+from loadtest import pct
 from PIL import Image, ImageDraw
 
+POLL = 0.02  # s between looks at a gradio_client job
 KINDS = {"sample": 3, "complete": 2, "score": 2, "model change": 1, "examples select": 1, "see-tab select": 1,
          "see-image select": 1}  # how often each is asked, relatively
 API = ("sample", "complete", "score")
@@ -124,6 +125,35 @@ def pick(rng, models, files, bad):
     else:
         how, event = "not a pixel", {"index": ["here", "there"], "value": None}
     return f"{kind}: {how}", route, data, event, expect
+
+
+def follow(job, t0, timeout, drop=False):
+    """Watch a submitted gradio_client job until it ends, never past t0 + timeout (polling
+    its status, not iterating it: iteration waits for a "finished" status that a failed or
+    refused job never gets). Returns (outcome, time to the first picture or None, detail):
+    ("served", first, time to the end), ("abandoned", first, None) after the first picture
+    when `drop`, ("error", first, the exception) as soon as it fails or the queue is full,
+    or ("timed out", first, None), the job cancelled."""
+    first = None
+    while (now := time.monotonic()) < t0 + timeout:
+        done = job.done()  # before outputs: a job's outputs are in place before it is done
+        if first is None and job.outputs():
+            first = now - t0
+            if drop:
+                job.cancel()
+                return "abandoned", first, None
+        if job.status().code == Status.QUEUE_FULL:
+            job.cancel()
+            return "error", first, QueueError("Queue is full! Please try again.")
+        if done:
+            try:
+                job.result(timeout=0)
+            except Exception as e:  # noqa: BLE001  any failure is this request's outcome
+                return "error", first, e
+            return "served", first, now - t0
+        time.sleep(POLL)
+    job.cancel()
+    return "timed out", first, None
 
 
 def ask_api(client, kind, data, timeout):

@@ -1,31 +1,123 @@
-"""scripts/loadtest.py: every wait bounded. A user against gradio_client jobs that never finish,
-fail before the server says anything, or meet a full queue ends each request by its deadline or
-at once and counts it; a user stuck past the round's end is left behind and counted; and, slow,
-a round against the real app with a queue too short for its users ends with every user back
-and every request counted."""
+"""scripts/loadtest.py: every wait bounded, every request counted. A request against a server
+that serves it, refuses it (a full queue, an error) or never answers ends by its deadline or at
+once, with its outcome (a stand-in server: httpx's MockTransport); a user stuck past the round is
+left behind and counted; and, slow, a round against the real app with a queue too short for its
+users ends with every user back and every request counted. scripts/soak.py's follow(), which
+watches gradio_client jobs, likewise."""
+import asyncio
 import dataclasses
+import json
 import threading
 from collections import Counter
 from concurrent.futures import Future
 from types import SimpleNamespace
 
+import httpx
 import pytest
-from gradio_client import Client
 from gradio_client.client import Job
 from gradio_client.utils import Communicator, JobStatus, QueueError, Status, create_initial_status_update
 
 from helpers import REPO
 
-HANG = 60  # s: a user not back by then waits for ever (the old loadtest did)
+DEP = {"id": 3, "targets": [[7, "click"]]}
+PICTURE = {"path": "/tmp/a.png", "url": "http://app/gradio_api/file=/tmp/a.png"}
 
 
 @pytest.fixture
-def loadtest(monkeypatch):
+def scripts(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
     import loadtest
+    import soak
 
-    return loadtest
+    return SimpleNamespace(loadtest=loadtest, soak=soak)
 
+
+def server(kind, seen):
+    """A stand-in for the app's queue: it serves ('served': a picture streamed, then the end),
+    says the queue is full, fails the request ('error'), never answers ('never'), or cannot be
+    reached ('refused'); `seen` lists the paths asked."""
+    async def forever():
+        await asyncio.sleep(3600)
+        yield b""
+
+    def handle(request):
+        seen.append(request.url.path)
+        if kind == "refused":
+            raise httpx.ConnectError("connection refused")
+        if request.url.path.endswith("/queue/join"):
+            return httpx.Response(503 if kind == "queue full" else 200, json={"event_id": "e"})
+        if request.url.path.endswith("/queue/data"):
+            if kind == "never":
+                return httpx.Response(200, content=forever())
+            messages = [{"msg": "estimation", "rank": 0}]
+            if kind == "served":
+                messages += [{"msg": "process_generating", "output": {"data": [PICTURE, None]}},
+                             {"msg": "process_completed", "success": True, "output": {"data": [PICTURE, None]}}]
+            else:
+                messages.append({"msg": "process_completed", "success": False, "output": {"error": "No, not that."}})
+            return httpx.Response(200, text="".join(f"data: {json.dumps(m)}\n\n" for m in messages))
+        return httpx.Response(200, content=b"\x89PNG")  # a picture, or /cancel
+
+    return httpx.MockTransport(handle)
+
+
+@pytest.mark.parametrize("kind,outcome", [("served", "served"), ("queue full", "queue full"), ("error", "error"),
+                                          ("never", "timed out"), ("refused", "error")])
+def test_a_request_ends_by_its_deadline_with_its_outcome(scripts, kind, outcome):
+    seen = []
+
+    async def one():
+        async with httpx.AsyncClient(transport=server(kind, seen)) as http:
+            return await asyncio.wait_for(scripts.loadtest.ask(http, "http://app/gradio_api", DEP, [], "s", 0.5), 30)
+
+    got, first, last, detail = asyncio.run(one())
+    assert got == outcome
+    assert (first is not None and last >= first) if kind == "served" else last is None
+    if kind == "served":
+        assert "/gradio_api/file=/tmp/a.png" in seen  # the picture fetched, as the page shows it
+    if kind == "error":
+        assert detail == "No, not that."
+    if kind == "never":
+        assert seen[-1].endswith("/cancel")  # given up as Stop gives up: the server told
+
+
+def test_a_dropped_request_is_cancelled_after_its_first_picture(scripts):
+    seen = []
+
+    async def one():
+        async with httpx.AsyncClient(transport=server("served", seen)) as http:
+            return await scripts.loadtest.ask(http, "http://app/gradio_api", DEP, [], "s", 5, drop=True)
+
+    assert asyncio.run(one())[0] == "abandoned" and seen[-1].endswith("/cancel")
+
+
+def test_a_user_stuck_past_the_round_is_left_behind_and_counted(scripts, monkeypatch):
+    async def stuck(*args, **kwargs):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(scripts.loadtest, "ask", stuck)
+    monkeypatch.setattr(scripts.loadtest, "GRACE", 0.1)
+    args = SimpleNamespace(seconds=0.2, timeout=0.5, fetch=False, abandon=False)
+    asked = scripts.loadtest.requests(["pixelcnn/mnist"], 4, mix=False)
+    results, hung = asyncio.run(scripts.loadtest.run_round("http://app", {"sample": DEP}, asked, 2, args))
+    assert hung == 2 and results == []
+
+
+@pytest.mark.slow
+def test_a_round_against_the_app_with_a_full_queue_ends_every_user_and_counts_every_request(scripts, tiny_weights):
+    """Eight users for 5 s against the app with room for two running and two waiting: the others
+    meet a full queue, again and again; every user comes back, every request is counted."""
+    loadtest = scripts.loadtest
+    args = SimpleNamespace(seconds=5, timeout=60, fetch=True, abandon=False)
+    with loadtest.running_app(queue_size=2) as (_, url):
+        base, deps, models = loadtest.page(url)
+        results, hung = asyncio.run(loadtest.run_round(base, deps, loadtest.requests(models, 4, False), 8, args))
+    outcomes = Counter(r[1] for r in results)
+    assert hung == 0 and outcomes["served"] >= 2 and outcomes["queue full"] >= 1
+    assert outcomes["timed out"] == outcomes["error"] == 0, results
+
+
+# ---------------------------------------------------------------- soak.py's gradio_client jobs
 
 def job(kind):
     """A gradio_client Job as Client.submit makes it, whose server the test plays: it is 'served'
@@ -47,70 +139,12 @@ def job(kind):
     return Job(future, communicator=talk, verbose=False)
 
 
-class StubClient:
-    """Client.submit's stand-in: every job it hands out is job(kind); `jobs` lists them."""
-
-    def __init__(self, kind):
-        self.kind, self.jobs = kind, []
-
-    def submit(self, *args, api_name):
-        self.jobs.append(job(self.kind))
-        return self.jobs[-1]
-
-
 @pytest.mark.parametrize("kind,outcome", [("served", "served"), ("never", "timed out"), ("fails", "error"),
                                           ("queue full", "error"), ("queue full status", "error")])
-def test_a_user_ends_every_request_by_its_deadline_and_counts_it(loadtest, kind, outcome):
-    client, results = StubClient(kind), []
-    stop_at, timeout = loadtest.time.monotonic() + 0.3, 1.0  # asks for 0.3 s; a request may take 1 s
-    user = threading.Thread(target=loadtest.user, args=(client, "pixelcnn/mnist", 4, 0, stop_at, timeout, results),
-                            daemon=True)
-    user.start()
-    user.join(HANG)
-    assert not user.is_alive(), f"the user still waits on a job that is '{kind}'"
-    assert len(results) == len(client.jobs) >= 1  # every request counted, once
-    assert {r[0] for r in results} == {outcome}
+def test_the_soak_follows_a_job_to_its_deadline_and_no_further(scripts, kind, outcome):
+    j = job(kind)
+    got, _, detail = scripts.soak.follow(j, scripts.soak.time.monotonic(), 0.5)
+    assert got == outcome
     if kind.startswith("queue full"):
-        assert all(isinstance(r[2], QueueError) for r in results)
-    assert all(j.done() or j.status().code == Status.CANCELLED for j in client.jobs)  # none left in the queue
-
-
-def test_a_user_stuck_past_the_round_is_left_behind_and_counted(loadtest, monkeypatch):
-    """A client that never returns from submit (a connection that hangs): the round still ends."""
-    monkeypatch.setattr(loadtest, "GRACE", 0.1)
-    let_go = threading.Event()
-
-    class Stuck:
-        def submit(self, *args, api_name):
-            let_go.wait(HANG)
-            return job("served")
-
-    args = SimpleNamespace(seconds=0.2, timeout=0.5, model="pixelcnn/mnist", samples=4, abandon=False)
-    try:
-        _, hung = loadtest.run_round("http://stub/", 2, args, connect=lambda url: Stuck())
-        assert hung == 2
-    finally:
-        let_go.set()
-
-
-@pytest.mark.slow
-def test_a_round_against_the_app_with_a_full_queue_ends_every_user_and_counts_every_request(loadtest, tiny_weights):
-    """Eight users for 5 s against the app with room for two running and two waiting: the other
-    four meet a full queue, again and again; every user comes back and every request sent is
-    counted, served or refused."""
-    sent = []
-
-    def connect(url):
-        client = Client(url, verbose=False)
-        submit = client.submit
-        client.submit = lambda *args, **kwargs: sent.append(args) or submit(*args, **kwargs)
-        return client
-
-    args = SimpleNamespace(seconds=5, timeout=60, model="pixelcnn/mnist", samples=4, abandon=False)
-    with loadtest.running_app(queue_size=2) as (_, url):
-        results, hung = loadtest.run_round(url, 8, args, connect)
-    assert hung == 0
-    assert len(results) == len(sent)
-    outcomes = Counter(r[0] for r in results)
-    assert outcomes["served"] >= 2 and outcomes["timed out"] == 0
-    assert any(isinstance(r[2], QueueError) for r in results if r[0] == "error")
+        assert isinstance(detail, QueueError)
+    assert j.done() or j.status().code == Status.CANCELLED  # none left in the queue
