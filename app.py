@@ -21,7 +21,6 @@ os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 import argparse
 import asyncio
-import ctypes
 import socket
 import threading
 import time
@@ -46,7 +45,7 @@ from pixelcnn.studio import DRAW, IMAGE, MAX_SAMPLES
 # where a sampler patched in this process is the one that runs): two threads share one core's
 # worth of the sampler's per-pixel Python code, two processes use both cores (docs/app.md)
 ENGINE = engine.Engine(workers=os.cpu_count() or 1, shows=25,  # 25 pictures a second: a tenth of a core
-                       processes=os.environ.get("PIXELCNN_WORKERS", "processes") != "threads")
+                       processes=os.name == "posix" and os.environ.get("PIXELCNN_WORKERS") != "threads")
 CROWD = 16
 # A sampler draws faster than a person watches: the pictures it made and the page has not yet
 # shown wait, the last KEPT of them (Grids of a few KB, of FRAMES a whole image), so that a
@@ -375,28 +374,13 @@ def sweep_forever(demo, folder, every, age):
         sweep(demo, folder, age)
 
 
-def tame_malloc(arenas=2, mmap_mb=4, trim_mb=16):
-    """glibc's malloc, set for a server that lives for days: its worker threads share two arenas
-    (not up to 8 per core, each keeping memory); blocks of 4 MB and more (a large upload's
-    pixels) are mapped apart and go back to the system when freed, instead of raising the
-    threshold and staying on the heap; and free memory beyond 16 MB at a heap's top is given
-    back. scripts/loadtest.py and scripts/soak.py show the memory flat. Elsewhere a no-op."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-8, arenas)  # M_ARENA_MAX
-    mallopt(-3, mmap_mb << 20)  # M_MMAP_THRESHOLD, fixed
-    mallopt(-1, trim_mb << 20)  # M_TRIM_THRESHOLD
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=None,
                    help="default $GRADIO_SERVER_PORT, else 7860 or the next free one; 0: a free loopback port, "
                         "the URL printed alone on the first line")
     args = p.parse_args(argv)
-    tame_malloc()
+    engine.tame_malloc()  # here; the engine's worker processes do the same
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     demo, url = serve(args.port, quiet=args.port == 0)
     if args.port == 0:

@@ -18,6 +18,7 @@ functions, values small (studio's Grids are drawn where they are shown). No grad
 app.py streams `shown` to the page.
 """
 import asyncio
+import ctypes
 import itertools
 import os
 import pickle
@@ -27,6 +28,9 @@ import sys
 import threading
 import traceback
 from collections import deque
+from contextlib import suppress
+
+PIPE_BYTES = 1 << 20
 
 
 class Job:
@@ -195,7 +199,11 @@ class Process:
         self.proc = subprocess.Popen([sys.executable, "-m", "pixelcnn.engine", str(down[0]), str(up[1])],
                                      pass_fds=(down[0], up[1]), env=env)
         os.close(down[0]), os.close(up[1])
-        self.to, self.back = os.fdopen(down[1], "wb"), os.fdopen(up[0], "rb")
+        with suppress(OSError, AttributeError):  # Linux: room for a second of a worker's pictures (64 KB by default),
+            import fcntl  # so that it never waits for this process to read them (a POSIX module)
+
+            fcntl.fcntl(up[0], fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self.to, self.back = os.fdopen(down[1], "wb"), os.fdopen(up[0], "rb", buffering=PIPE_BYTES)
         threading.Thread(target=self.read, args=(self.back,), name=f"engine-{self.k}", daemon=True).start()
 
     def send(self, *message):
@@ -277,10 +285,26 @@ def can_pickle(value):
         return False
 
 
+def tame_malloc(arenas=2, mmap_mb=4, trim_mb=16):
+    """glibc's malloc, set for a server that lives for days: its worker threads share two arenas
+    (not up to 8 per core, each keeping memory); blocks of 4 MB and more (a large upload's
+    pixels) are mapped apart and go back to the system when freed, instead of raising the
+    threshold and staying on the heap; and free memory beyond 16 MB at a heap's top is given
+    back. scripts/loadtest.py and scripts/soak.py show the memory flat. Elsewhere a no-op."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-8, arenas)  # M_ARENA_MAX
+    mallopt(-3, mmap_mb << 20)  # M_MMAP_THRESHOLD, fixed
+    mallopt(-1, trim_mb << 20)  # M_TRIM_THRESHOLD
+
+
 def serve(down, up):
     """A worker process: run the jobs read from `down` on one thread, round robin, and write
     their values to `up`, until `down` ends (the server gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which closes `down`
+    tame_malloc()
     local, jobs, lock = Engine(workers=1).start(), {}, threading.Lock()
 
     def send(*message):

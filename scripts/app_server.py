@@ -62,11 +62,26 @@ def first_url(lines, proc, timeout):
 
 def process_stats(pid):
     """A running process's resident memory now and at its peak (MB), its threads, its open
-    files and the CPU seconds it has used, from /proc (Linux)."""
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    utime, stime = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+    files and the CPU seconds it has used, from /proc (Linux), added up with its children's
+    (the app's worker processes; the peak: the sum of each one's)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    stats = [one_process(pid)] + [s for c in children if (s := one_process(c, missing_ok=True))]
+    return {key: sum(s[key] for s in stats) for key in stats[0]}
+
+
+def one_process(pid, missing_ok=False):
+    """process_stats of the process alone; None where it is gone and missing_ok."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+        utime, stime = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+        files = len(os.listdir(f"/proc/{pid}/fd"))
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise
+    status = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     return {"resident MB": int(status["VmRSS"].split()[0]) / 1024, "peak MB": int(status["VmHWM"].split()[0]) / 1024,
-            "threads": int(status["Threads"]), "open files": len(os.listdir(f"/proc/{pid}/fd")),
+            "threads": int(status["Threads"]), "open files": files,
             "CPU s": (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")}
 
 

@@ -17,8 +17,8 @@ before asking again), an error too; a user still busy when its round's time and 
 asyncio loop, so that they take little of the machine from the server they measure.
 Printed per N (and per kind of request, with --mix): requests served, dropped, refused by a
 full queue, failed and timed out, hung users, the time to the first picture and to the last
-(p50, p95), the server's memory (its processes together: resident now, the sum of their
-peaks) and its CPU use over the round (% of all cores).
+(p50, p95), the server's memory (its processes together, app_server.process_stats:
+resident now, the sum of their peaks) and its CPU use over the round (% of all cores).
 The app is started with `python app.py --port 0` (a free loopback port), in a process of its
 own (app_server.py).
 """
@@ -29,7 +29,6 @@ import os
 import re
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 from app_server import REPO, process_stats, running_app
@@ -153,13 +152,6 @@ def page(url):
     return url.rstrip("/") + config["api_prefix"], deps, [value for _, value in models]
 
 
-def tree_stats(pid):
-    """process_stats of a process and its children (the app's worker processes), added up."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    stats = [process_stats(pid)] + [process_stats(int(c)) for c in children if Path(f"/proc/{c}").exists()]
-    return {key: sum(s[key] for s in stats) for key in ("resident MB", "peak MB", "CPU s")}
-
-
 def busy(cpu_seconds, seconds):
     """The server's CPU use over a round, in % of all the machine's cores."""
     return 100 * cpu_seconds / seconds / (os.cpu_count() or 1)
@@ -197,14 +189,14 @@ def main(argv=None):
         warm_up(base, deps, asked, args)
         print(f"app at {url} (pid {proc.pid}); {', '.join(kind for kind, _ in asked)}; {args.samples} images a "
               f"sample, {args.seconds:g} s per round, {args.timeout:g} s timeout; "
-              f"memory at start {tree_stats(proc.pid)['resident MB']:.0f} MB\n")
+              f"memory at start {process_stats(proc.pid)['resident MB']:.0f} MB\n")
         print(f"{'users':>24} {'served':>7} {'dropped':>8} {'full':>6} {'errors':>7} {'timed out':>10} {'hung':>5} "
               f"{'first p50':>10} {'first p95':>10} {'last p50':>9} {'last p95':>9} {'RSS MB':>7} {'peak MB':>8} "
               f"{'CPU %':>6}")
         for n in args.users:
-            cpu, wall = tree_stats(proc.pid)["CPU s"], time.monotonic()
+            cpu, wall = process_stats(proc.pid)["CPU s"], time.monotonic()
             results, hung = asyncio.run(run_round(base, deps, asked, n, args))
-            stats = tree_stats(proc.pid)
+            stats = process_stats(proc.pid)
             print(row(str(n), results, hung, stats, f"{busy(stats['CPU s'] - cpu, time.monotonic() - wall):.0f}"))
             for kind, _ in asked if args.mix else ():
                 print(row(kind, [r for r in results if r[0] == kind]))

@@ -1,9 +1,9 @@
 """A server that stays healthy over days (issue #23): after a run of bad and huge requests, the
 app's memory goes back to what it was. The app runs as `python app.py --port 0` in a process of
-its own (scripts/app_server.py), so that its resident memory is its own."""
+its own (scripts/app_server.py), so that its resident memory, and its worker processes', is its
+own."""
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
@@ -12,7 +12,7 @@ from helpers import REPO
 
 gradio_client = pytest.importorskip("gradio_client")
 sys.path.insert(0, str(REPO / "scripts"))
-from app_server import running_app  # noqa: E402
+from app_server import process_stats, running_app  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROUNDS = 5
@@ -20,9 +20,8 @@ SETTLE = 5  # seconds memory is given to come back once the requests are answere
 
 
 def resident_mb(pid):
-    """A process's resident memory (VmRSS), in MB."""
-    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
+    """The app's resident memory (VmRSS), its worker processes' included, in MB."""
+    return process_stats(pid)["resident MB"]
 
 
 def huge_pngs(folder):
