@@ -25,7 +25,9 @@ def running_app(timeout=300, env=None, queue_size=None, stderr=None):
     on leaving. Offline (HF_HUB_OFFLINE=1) unless the environment says otherwise; `env` adds
     to the environment; `queue_size` replaces app.QUEUE's max_size (a queue a test can fill);
     `stderr`, a file, takes what the app logs (by default, this process's stderr)."""
-    env = {"HF_HUB_OFFLINE": "1", **os.environ, **(env or {})}
+    # served as `python app.py` serves it: its samplers in worker processes, whatever a test's own app does
+    inherited = {k: v for k, v in os.environ.items() if k != "PIXELCNN_WORKERS"}
+    env = {"HF_HUB_OFFLINE": "1", **inherited, **(env or {})}
     command = [sys.executable, "app.py", "--port", "0"]
     if queue_size is not None:
         command[1:2] = ["-c", f"import sys, app; app.QUEUE['max_size'] = {int(queue_size)}; app.main(sys.argv[1:])"]
@@ -60,12 +62,12 @@ def first_url(lines, proc, timeout):
     return line.strip()
 
 
-def process_stats(pid):
+def process_stats(pid, children=True):
     """A running process's resident memory now and at its peak (MB), its threads, its open
     files and the CPU seconds it has used, from /proc (Linux), added up with its children's
-    (the app's worker processes; the peak: the sum of each one's)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    stats = [one_process(pid)] + [s for c in children if (s := one_process(c, missing_ok=True))]
+    (the app's worker processes; the peak: the sum of each one's) unless not `children`."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if children else []
+    stats = [one_process(pid)] + [s for c in kids if (s := one_process(c, missing_ok=True))]
     return {key: sum(s[key] for s in stats) for key in stats[0]}
 
 

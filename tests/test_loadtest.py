@@ -97,7 +97,7 @@ def test_a_user_stuck_past_the_round_is_left_behind_and_counted(scripts, monkeyp
 
     monkeypatch.setattr(scripts.loadtest, "ask", stuck)
     monkeypatch.setattr(scripts.loadtest, "GRACE", 0.1)
-    args = SimpleNamespace(seconds=0.2, timeout=0.5, fetch=False, abandon=False)
+    args = SimpleNamespace(seconds=2, timeout=0.5, fetch=False, abandon=False)  # time for both to start asking
     asked = scripts.loadtest.requests(["pixelcnn/mnist"], 4, mix=False)
     results, hung = asyncio.run(scripts.loadtest.run_round("http://app", {"sample": DEP}, asked, 2, args))
     assert hung == 2 and results == []
