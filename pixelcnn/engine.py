@@ -309,8 +309,11 @@ def serve(down, up):
 
     def send(*message):
         with lock:
-            pickle.dump(message, up, protocol=pickle.HIGHEST_PROTOCOL)
-            up.flush()
+            try:
+                pickle.dump(message, up, protocol=pickle.HIGHEST_PROTOCOL)
+                up.flush()
+            except OSError:  # the server is gone
+                os._exit(0)
 
     while True:
         try:
