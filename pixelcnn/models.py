@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import sampling
+from . import inpainting, sampling
 from .layers import Block, GatedLayer, MaskedConv2d, Residual, colour_groups
 
 
@@ -212,6 +212,35 @@ class AutoregressiveModel(nn.Module):
         """
         return sampling.sample_stream(self, n, seed=seed, temperature=temperature, prefix=prefix,
                                       prefix_mask=prefix_mask, cached=cached, every=every, label=label)
+
+    def inpaint(self, image, known, n=1, *, seed=None, temperature=1.0, label=None, particles=16, sweeps=0):
+        """Draw n completions of `image` given every known pixel, before and after each unknown
+        one in raster order (see pixelcnn.inpainting), where `sample`'s prefix sees only those
+        before.
+
+        Args:
+            image: integer levels (C, H, W) or (n, C, H, W): the known pixels' values.
+            known: bool (H, W) or (n, H, W), True where a pixel is known.
+            particles: proposals drawn per completion, one kept by its weight (more: closer to
+                the model's distribution given the known pixels, slower).
+            sweeps: Gibbs sweeps over the unknown pixels after that (each as exact; slow).
+            n, seed, temperature, label: as in `sample`.
+
+        Returns:
+            int64 levels (n, C, H, W), every known pixel as given.
+
+        Raises:
+            ValueError: an argument is not what is expected (the message says what is).
+        """
+        return inpainting.inpaint(self, image, known, n, seed=seed, temperature=temperature, label=label,
+                                  particles=particles, sweeps=sweeps)
+
+    def inpaint_stream(self, image, known, n=1, *, seed=None, temperature=1.0, label=None, particles=16, sweeps=0,
+                       every=28):
+        """`inpaint`, yielding pixelcnn.sampling.Progress as the completions form (see
+        pixelcnn.inpainting.inpaint_stream); the last holds what `inpaint` returns."""
+        return inpainting.inpaint_stream(self, image, known, n, seed=seed, temperature=temperature, label=label,
+                                         particles=particles, sweeps=sweeps, every=every)
 
 
 class PixelCNN(AutoregressiveModel):
