@@ -94,6 +94,10 @@ class Engine:
         job = Job((f, args, kwargs), keep)
         if tell:
             kwargs["tell"] = job.aside
+        return self.run(job)
+
+    def run(self, job):
+        """Queue `job` for its next step on the worker threads."""
         with self.wake:
             self.ready.append(job)
             self.wake.notify()
@@ -123,9 +127,7 @@ class Engine:
                     self.wake.wait()
                 job = self.ready.popleft()
             if self.step(job):
-                with self.wake:
-                    self.ready.append(job)
-                    self.wake.notify()
+                self.run(job)
 
     @staticmethod
     def step(job):
@@ -325,9 +327,7 @@ def serve(down, up):
             jobs[key] = job = Relayed(key, (f, args, kwargs), send, jobs)
             if tell:
                 kwargs["tell"] = job.aside
-            with local.wake:
-                local.ready.append(job)
-                local.wake.notify()
+            local.run(job)
         elif kind == "cancel" and (job := jobs.get(key)):
             job.cancel()
 
