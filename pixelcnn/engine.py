@@ -210,11 +210,11 @@ class Process:
 
     def send(self, *message):
         with self.lock:
-            self.write(message)
+            self.write(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
-    def write(self, message):
+    def write(self, data):
         try:
-            pickle.dump(message, self.to, protocol=pickle.HIGHEST_PROTOCOL)
+            self.to.write(data)
             self.to.flush()
         except (OSError, ValueError):  # the worker is gone: read() fails its jobs
             pass
@@ -222,8 +222,10 @@ class Process:
     def submit(self, f, args, kwargs, keep, tell):
         with self.lock:  # never to a worker being replaced
             key = next(self.ids)
+            # pickled first: what cannot be (a lambda, say) is refused here, nothing sent
+            data = pickle.dumps(("start", key, f, args, kwargs, tell), protocol=pickle.HIGHEST_PROTOCOL)
             job = self.jobs[key] = Job((f, args, kwargs), keep, on_cancel=lambda: self.send("cancel", key))
-            self.write(("start", key, f, args, kwargs, tell))
+            self.write(data)
         return job
 
     def read(self, back):

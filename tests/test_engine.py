@@ -3,6 +3,7 @@ cancelled, its failures raised to the viewer, and what a viewer sees paced apart
 threads and with worker processes (as the app is served)."""
 import asyncio
 import os
+import pickle
 import threading
 import time
 from pathlib import Path
@@ -198,6 +199,12 @@ def test_a_worker_process_sends_asides_and_refusals_whole(processes):
     assert refused.value.title == "Bad picture"
     with pytest.raises(RuntimeError, match="ValueError"):  # named, where it could not travel whole
         until_ended(processes, processes.submit(failing_strangely))
+
+
+def test_a_job_that_cannot_travel_is_refused_and_the_workers_go_on(processes):
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
+        processes.submit(saying, lambda: None, tell=True)
+    assert [until_ended(processes, processes.submit(saying, k, tell=True)) for k in range(2)] == [[0], [1]]
 
 
 def test_a_worker_process_that_dies_fails_its_jobs_and_is_replaced(processes):
