@@ -16,11 +16,13 @@ cannot influence it, because a PixelCNN only sees the past.
 The loop asks a `Stepper` for one pixel's logits at a time: `ReferenceStepper` (here) runs
 the whole model per pixel; the fast cached steppers live in pixelcnn/cached.py.
 """
+from functools import partial
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
+from . import kernels
 from .cached import stepper_for
 
 
@@ -125,6 +127,7 @@ class ReferenceStepper(Stepper):
 
     def __init__(self, model, x, start, label):
         self.model, self.x, self.label = model, x, label
+    run = None  # sampling.pixels steps it
 
     def logits(self, i, j):
         x = torch.from_numpy(self.x).to(self.model.device)
@@ -148,27 +151,55 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
     start = 0 if mask is None else int(np.argmin(mask.all(axis=0).reshape(-1)))
     if mask is not None and mask.all():
         start = H * W
+    known = np.zeros((n, H, W), bool) if mask is None else mask
     with model.evaluating():
         stepper = stepper_class(model, cached)(model, x, start, label)
-        # the channels drawn together: all at once, or one by one, each seeing those before
-        groups = [slice(c, c + 1) for c in range(C)] if model.ar else [slice(0, C)]
-        probs, drawn = np.empty((n, model.levels, C)), False  # at a reported pixel, if drawn
-        for idx in range(start, H * W):
-            i, j = divmod(idx, W)
-            if j == 0 or idx == start:
+        run = getattr(stepper, "run", None) if kernels.AVAILABLE else None
+        if run is None:
+            run = partial(pixels, stepper, model.ar)
+        probs, drawn = np.empty((n, model.levels, C)), False  # the last pixel's, if drawn
+        for first, end in _runs(start, H, W, every):
+            i, j = divmod(first, W)
+            if j == 0 or first == start:
                 stepper.start_row(i)
-            report = every and (idx + 1) % every == 0 or idx + 1 == H * W
-            todo = slice(None) if mask is None else ~mask[:, i, j]
-            drawn = mask is None or todo.any()
-            if drawn:
-                for g in groups:
-                    v = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature,
-                             probs[:, :, g] if report else None)
-                    x[todo, g, i, j] = v[todo]
-                    stepper.write(i, j)
-            else:
-                stepper.skip(i, j)
-                stepper.write(i, j)
-            if report and idx + 1 < H * W:  # the last one is yielded below
-                yield Progress(torch.from_numpy(x.copy()), idx + 1, H * W, (i, j), probs.copy() if drawn else None)
+            drawn = run(i, j, j + end - first, u, known, temperature, probs)
+            if every and end % every == 0 and end < H * W:  # the last one is yielded below
+                yield Progress(torch.from_numpy(x.copy()), end, H * W, divmod(end - 1, W),
+                               probs.copy() if drawn else None)
         yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs if drawn else None)
+
+
+def _runs(start, H, W, every):
+    """The raster indices from start to H * W as runs [first, end) within a row, each ending
+    at a row's end or where a Progress is due (every `every` pixels)."""
+    first = start
+    while first < H * W:
+        end = (first // W + 1) * W
+        if every:
+            end = min(end, (first // every + 1) * every)
+        yield first, end
+        first = end
+
+
+def pixels(stepper, ar, i, j0, j1, u, mask, temperature, probs):
+    """Draw pixels (i, j0) .. (i, j1 - 1) into stepper.x where mask (n, H, W) is False, all
+    channels at once or (ar) one by one, with the distribution of the last written to probs
+    (n, K, C); whether the last was drawn (not known in every image). A stepper's `run`, if
+    it has one, does this in one call."""
+    x = stepper.x
+    C = x.shape[1]
+    groups = [slice(c, c + 1) for c in range(C)] if ar else [slice(0, C)]
+    drawn = False
+    for j in range(j0, j1):
+        todo = ~mask[:, i, j]
+        drawn = todo.any()
+        if not drawn:  # written first: with ar colour, the features at (i, j) see its channels
+            stepper.write(i, j)
+            stepper.skip(i, j)
+            continue
+        for g in groups:
+            v = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature,
+                     probs[:, :, g] if j == j1 - 1 else None)
+            x[todo, g, i, j] = v[todo]
+            stepper.write(i, j)
+    return drawn
