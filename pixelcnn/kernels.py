@@ -12,7 +12,8 @@ later ones see channels not yet drawn, so a pixel costs one pass, not three.
 Sums run in the weights' dtype, in another order than BLAS's: the logits agree with the
 pure steppers' to rounding, so the images are the same but for a uniform within rounding of
 a CDF boundary (tests/test_sampling_exact.py holds both to the reference). Indexing is
-flat in the inner loops: a NumPy view made there (w[r]) costs more than the arithmetic.
+flat in the inner loops (a NumPy view made there, w[r], costs more than the arithmetic) and
+unsigned (a signed index is checked for wraparound, which keeps the loop from vectorizing).
 
 `AVAILABLE` is False where numba is not installed (or $PIXELCNN_PURE is set): the cached
 steppers then run their pure NumPy path.
@@ -53,24 +54,34 @@ def spans(colours, groups):
 def _window_times(buf, b, r, j, width, w, acc, lo, hi, step):
     """acc[o] += the window buf[b, r, j:j + width] (flattened, channels last) times w[:, o],
     for o in range(lo, hi, step); zeros (one-hot inputs, ReLU outputs) are skipped."""
-    cin = buf.shape[3]
+    cin, ulo, uhi = buf.shape[3], np.uint64(lo), np.uint64(hi)
     for t in range(width):
         for c in range(cin):
             s = buf[b, r, j + t, c]
             if s != 0:
-                row = t * cin + c
-                for o in range(lo, hi, step):
-                    acc[o] += s * w[row, o]
+                row = np.uint64(t * cin + c)
+                if step == 1:  # unsigned indices, which need no wraparound: the loop vectorizes
+                    for o in range(ulo, uhi):
+                        acc[o] += s * w[row, o]
+                else:
+                    for o in range(lo, hi, step):
+                        acc[o] += s * w[row, o]
 
 
 @njit(cache=True)
 def _vec_times(v, w, acc, lo, hi, step, relu):
     """acc[o] += v (or relu(v)) times w[:, o], for o in range(lo, hi, step)."""
+    ulo, uhi = np.uint64(lo), np.uint64(hi)
     for t in range(v.shape[0]):
         s = v[t]
         if s != 0 and not (relu and s < 0):
-            for o in range(lo, hi, step):
-                acc[o] += s * w[t, o]
+            if step == 1:
+                row = np.uint64(t)
+                for o in range(ulo, uhi):
+                    acc[o] += s * w[row, o]
+            else:
+                for o in range(lo, hi, step):
+                    acc[o] += s * w[t, o]
 
 
 @njit(cache=True)
@@ -172,19 +183,21 @@ def gated_step(state, i, j, g):
     hlo, hhi, hst = head_span[g, 0], head_span[g, 1], head_span[g, 2]
     for b in range(out.shape[0]):
         for k in range(len(hbuf)):
+            bhk, vhk, below = bh[k], vh[k][b, j], hbuf[k - 1] if k else xbuf
             for half in (0, f):
                 for o in range(half + lo, half + hi):
-                    hp[o] = bh[k][o] + vh[k][b, j, o]
-                if k == 0:
-                    _window_times(xbuf, b, i + p, j, widths[0], wh[0], hp, half + lo, half + hi, 1)
-                else:
-                    _window_times(hbuf[k - 1], b, 0, j, widths[k], wh[k], hp, half + lo, half + hi, 1)
-            gk = gated[b, k]  # this pixel's gated features, kept over its colour steps
+                    hp[o] = bhk[o] + vhk[o]
+                _window_times(below, b, i + p if k == 0 else 0, j, widths[k], wh[k], hp, half + lo, half + hi, 1)
+            gk, h, bk = gated[b, k], hbuf[k][b, 0, j + p], bout[k]  # gk: kept over the pixel's colour steps
             for o in range(lo, hi):
                 gk[o] = np.tanh(hp[o]) / (1 + np.exp(-hp[f + o]))
-            h = hbuf[k][b, 0, j + p]
-            for o in range(lo, hi):
-                h[o] = bout[k][o] + (hbuf[k - 1][b, 0, j + p, o] if k else 0)
+            if k:
+                hk = below[b, 0, j + p]
+                for o in range(lo, hi):
+                    h[o] = bk[o] + hk[o]
+            else:
+                for o in range(lo, hi):
+                    h[o] = bk[o]
             _vec_times(gk, wout[k], h, lo, hi, 1, False)
         tb = t[b]
         for o in range(lo, hi):
