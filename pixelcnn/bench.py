@@ -10,7 +10,10 @@ cost of re-scoring the images after one pixel changes (pixelcnn.rescore), agains
 forward pass.
 """
 import argparse
+import importlib.util
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -46,6 +49,25 @@ def reference_time(net, n, rows, label=None):
     return (time.perf_counter() - t) * H / rows, None
 
 
+def import_against(folder):
+    """The pixelcnn package in `folder` (another checkout, say the commit before: `git archive
+    COMMIT pixelcnn | tar -x -C FOLDER`) under the name pixelcnn_against, beside this one."""
+    init = Path(folder) / "pixelcnn" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("pixelcnn_against", init,
+                                                  submodule_search_locations=[str(init.parent)])
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def against_time(other, net, n, repeat, label):
+    """Seconds for the cached sampler of the package `other` (import_against), same weights."""
+    twin = other.from_config(net.config.to_dict())
+    twin.load_state_dict(net.state_dict())
+    twin.eval()
+    return best_of(lambda: twin.sample(n, seed=0, label=label), repeat)
+
+
 def pure_time(net, n, repeat, label):
     """Seconds for the cached sampler's pure NumPy path, as on a machine without numba."""
     was, kernels.AVAILABLE = kernels.AVAILABLE, False
@@ -63,8 +85,9 @@ def rescore_time(net, x, label, repeat):
     return best_of(lambda: [r.set(i, j, x[:, :, i, j]) for i, j in pixels], repeat) / len(pixels)
 
 
-def row(net, n, repeat, rows):
-    """The table's row for `net` at batch n (reference loop: see reference_time)."""
+def row(net, n, repeat, rows, other=None):
+    """The table's row for `net` at batch n (reference loop: see reference_time; other: a
+    package to time the cached sampler of too, see import_against)."""
     label = torch.arange(n) % net.config.classes if net.config.classes else None
     x = torch.zeros((n,) + net.image_shape, dtype=torch.long)
     with torch.no_grad():
@@ -72,6 +95,7 @@ def row(net, n, repeat, rows):
     net.sample(n, seed=0, label=label)  # compiles the kernels, or loads them from numba's cache
     cached = best_of(lambda: net.sample(n, seed=0, label=label), repeat)
     pure = pure_time(net, n, repeat, label) if kernels.AVAILABLE else float("nan")
+    before = f"{against_time(other, net, n, repeat, label) / fwd:>9.1f}x" if other else ""
     stream = best_of(lambda: [None for _ in net.sample_stream(n, seed=0, every=net.image_shape[2], label=label)],
                      repeat)
     rescore = rescore_time(net, net.sample(n, seed=0, label=label), label, repeat)
@@ -80,7 +104,7 @@ def row(net, n, repeat, rows):
     name = f"{net.config.model} / {net.config.dataset}"
     return (f"{name:<24}{n:>6}{fwd * 1e3:>8.1f}ms{ref:>11.2f}s{cached * 1e3:>8.0f}ms{pure * 1e3:>8.0f}ms"
             f"{ref / cached:>11.0f}x{cached / fwd:>11.1f}x{pure / fwd:>10.1f}x{stream / cached:>8.2f}x"
-            f"{rescore / fwd:>9.2f}x{same:>11}")
+            f"{rescore / fwd:>9.2f}x{same:>11}{before}")
 
 
 def main(argv=None):
@@ -91,7 +115,10 @@ def main(argv=None):
     p.add_argument("--pairs", nargs="*", default=[f"{m}/{d}" for m, d in PAIRS], metavar="MODEL/DATASET",
                    help="which models to time (default: %(default)s)")
     p.add_argument("--tiny", action="store_true", help="tiny models (filters 8, 2 layers), as the tests run it")
+    p.add_argument("--against", metavar="FOLDER", help="also time the cached sampler of the pixelcnn package in "
+                   "FOLDER (another commit's: git archive COMMIT pixelcnn | tar -x -C FOLDER), in forward passes")
     args = p.parse_args(argv)
+    other = import_against(args.against) if args.against else None
     torch.set_num_threads(args.threads)
     quick = ", 2 rows scaled up" if args.quick else ""
     print(f"torch {torch.__version__}, {args.threads} threads, numba {'on' if kernels.AVAILABLE else 'off'}; "
@@ -103,11 +130,12 @@ def main(argv=None):
     for model, dataset in (pair.split("/") for pair in args.pairs):
         net = pixelcnn.build(model, dataset, **(dict(filters=8, layers=2) if args.tiny else {})).eval()
         for n in (1, 16):
-            print(row(net, n, args.repeat, 2 if args.quick else None), flush=True)
+            print(row(net, n, args.repeat, 2 if args.quick else None, other), flush=True)
     print("\nreference/cached: speed-up of the cached sampler; cached/fwd: its cost in single forward "
           "passes of the same batch; pure: the cached sampler without numba (its NumPy path); stream: time "
           "with progress streamed every row / without; rescore: re-scoring the images after one pixel "
-          "changes (pixelcnn.rescore), in forward passes, the mean over a pixel in each row.")
+          "changes (pixelcnn.rescore), in forward passes, the mean over a pixel in each row; against: the cached "
+          "sampler of --against's package, in forward passes.")
 
 
 if __name__ == "__main__":

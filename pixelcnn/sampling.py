@@ -100,10 +100,13 @@ class Stepper(Protocol):
     eval mode and gradients off: the pixels before raster index `start` are known in every
     image and already in x (the stepper may fill its buffers from them); label is None or
     a long tensor (n,). Then it visits the pixels (i, j) from `start` to the last, in
-    raster order, calling `start_row` at the first pixel it visits in a row, then either
-    `logits` (once per channel group drawn: all channels, or R, G, B in turn) or `skip`,
-    each followed by `write`. Any stepper that computes the same logits draws the same
-    images for the same seed (see `draw`); the tests hold every stepper to the reference.
+    raster order and in runs within a row (`pixels`), calling `start_row` at the first pixel
+    it visits in a row. For a pixel known in every image it calls `write`, then `skip`;
+    else `logits` (once per channel group drawn: all channels, or R, G, B in turn), each
+    followed by `write`. A stepper with a `run` method (pixelcnn/kernels.py's compiled
+    steppers, when kernels.AVAILABLE) does a whole run in one call instead, as `pixels`
+    does. Any stepper that computes the same logits draws the same images for the same
+    seed (see `draw`); the tests hold every stepper to the reference.
     """
 
     def start_row(self, i):
@@ -114,8 +117,8 @@ class Stepper(Protocol):
         pixels before (i, j) and, with autoregressive colour, its channels already drawn)."""
 
     def skip(self, i, j):
-        """Pixel (i, j) is known in every image, so no logits are asked for it; bring any
-        state that the logits of later pixels need up to date."""
+        """Pixel (i, j) is known in every image and written, so no logits are asked for it;
+        bring any state that the logits of later pixels need up to date."""
 
     def write(self, i, j):
         """x[:, :, i, j] holds new levels (drawn, or known): take them into the stepper's
@@ -127,7 +130,6 @@ class ReferenceStepper(Stepper):
 
     def __init__(self, model, x, start, label):
         self.model, self.x, self.label = model, x, label
-    run = None  # sampling.pixels steps it
 
     def logits(self, i, j):
         x = torch.from_numpy(self.x).to(self.model.device)
@@ -155,8 +157,7 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
     with model.evaluating():
         stepper = stepper_class(model, cached)(model, x, start, label)
         run = getattr(stepper, "run", None) if kernels.AVAILABLE else None
-        if run is None:
-            run = partial(pixels, stepper, model.ar)
+        run = run or partial(pixels, stepper, model.ar)
         probs, drawn = np.empty((n, model.levels, C)), False  # the last pixel's, if drawn
         for first, end in _runs(start, H, W, every):
             i, j = divmod(first, W)

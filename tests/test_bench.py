@@ -2,6 +2,7 @@
 import math
 import re
 import runpy
+import shutil
 
 import pytest
 
@@ -36,9 +37,11 @@ def test_the_colour_breakdown_adds_up(capsys, monkeypatch):
         assert abs(float(line.split()[-5]) - math.log(64)) < 0.05, line  # the background: one of 64 colours
 
 
-def test_the_sampling_benchmark_prints_a_row_per_model_and_batch(capsys):
-    bench.main(["--quick", "--tiny", "--repeat", "1", "--pairs", "pixelcnn/shapes", "gated_cond/color_shapes"])
+def test_the_sampling_benchmark_prints_a_row_per_model_and_batch(capsys, tmp_path):
+    shutil.copytree(REPO / "pixelcnn", tmp_path / "pixelcnn")  # another checkout to time against
+    bench.main(["--quick", "--tiny", "--repeat", "1", "--pairs", "pixelcnn/shapes", "gated_cond/color_shapes",
+                "--against", str(tmp_path)])
     out = capsys.readouterr().out
-    rows = re.findall(r"^(\w+) / (\w+) +(\d+) .* (\d+\.\d\d)x +n/a$", out, re.M)
+    rows = re.findall(r"^(\w+) / (\w+) +(\d+) .* (\d+\.\d\d)x +n/a +\d+\.\dx$", out, re.M)
     assert [r[:3] for r in rows] == [("pixelcnn", "shapes", "1"), ("pixelcnn", "shapes", "16"),
                                      ("gated_cond", "color_shapes", "1"), ("gated_cond", "color_shapes", "16")]
