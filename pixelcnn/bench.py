@@ -123,8 +123,9 @@ def main(argv=None):
     quick = ", 2 rows scaled up" if args.quick else ""
     print(f"torch {torch.__version__}, {args.threads} threads, numba {'on' if kernels.AVAILABLE else 'off'}; "
           f"times are the best of {args.repeat} (reference loops: one run{quick})\n")
-    head = f"{'model':<24}{'batch':>6}{'forward':>10}{'reference':>12}{'cached':>10}{'pure':>10}" \
-           f"{'ref/cached':>12}{'cached/fwd':>12}{'pure/fwd':>10}{'stream':>9}{'rescore':>9}{'identical':>11}"
+    head = (f"{'model':<24}{'batch':>6}{'forward':>10}{'reference':>12}{'cached':>10}{'pure':>10}"
+            f"{'ref/cached':>12}{'cached/fwd':>12}{'pure/fwd':>10}{'stream':>9}{'rescore':>9}{'identical':>11}"
+            + (f"{'against':>10}" if other else ""))
     print(head)
     print("-" * len(head))
     for model, dataset in (pair.split("/") for pair in args.pairs):
