@@ -17,9 +17,21 @@ import threading
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
 from . import kernels
 from .layers import Block, GatedLayer, Residual, colour_groups
+
+_blas = []  # the threadpoolctl controller, made on first use (it looks through the loaded libraries)
+
+
+def one_blas_thread():
+    """A context in which NumPy's BLAS runs on one thread. The steppers' matmuls are small
+    (a row at a time); OpenBLAS's threads, on a machine busy with other work, spend far
+    longer waiting for each other than the matmul takes (docs/speed.md)."""
+    if not _blas:
+        _blas.append(ThreadpoolController())
+    return _blas[0].limit(limits=1, user_api="blas")
 
 
 def stepper_for(model):
@@ -322,8 +334,7 @@ def _rows_times(rows, patches, weight, out):
 
 def _times(a, weight, out):
     """out (m..., cout) = a (m..., cin...) times weight (cin * ..., cout), all C-contiguous, as
-    one 2-D matmul: NumPy's dot of a 3-D array does not use BLAS, and torch's matmul of these
-    sizes keeps to one thread, where OpenBLAS's threads, on a busy machine, wait for each other."""
+    one 2-D matmul (NumPy's dot of a 3-D array does not use BLAS)."""
     m = out.size // out.shape[-1]
     np.dot(a.reshape(m, -1), weight, out=out.reshape(m, -1))
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import kernels
-from .cached import stepper_for
+from .cached import one_blas_thread, stepper_for
 
 
 class Progress(NamedTuple):
@@ -154,7 +154,7 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
     if mask is not None and mask.all():
         start = H * W
     known = np.zeros((n, H, W), bool) if mask is None else mask
-    with model.evaluating():
+    with model.evaluating(), one_blas_thread():
         stepper = stepper_class(model, cached)(model, x, start, label)
         run = getattr(stepper, "run", None) if kernels.AVAILABLE else None
         run = run or partial(pixels, stepper, model.ar)
