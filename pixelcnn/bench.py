@@ -4,18 +4,25 @@
     python -m pixelcnn.bench --quick    # reference loops timed on their first 2 rows, scaled up
 
 For each model: one forward pass, the reference sampler (a full forward pass per pixel)
-and the cached sampler, at batch 1 and 16; the ratios; whether both samplers drew
-identical images; and the cost of streaming the progress.
+and the cached sampler, compiled (numba) and pure NumPy, at batch 1 and 16; the ratios;
+whether the samplers drew identical images; the cost of streaming the progress; and the
+cost of re-scoring the images after one pixel changes (pixelcnn.rescore), against a
+forward pass.
 """
 import argparse
+import importlib.util
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 import pixelcnn
+from pixelcnn import kernels
+from pixelcnn.rescore import Rescorer
 
 PAIRS = (("pixelcnn", "mnist"), ("pixelrcnn", "color_mnist"), ("pixelrcnn_ar", "color_mnist"),
-         ("gated", "mnist"), ("gated", "color_mnist"))
+         ("gated", "mnist"), ("gated", "color_mnist"), ("gated_cond", "mnist"))
 
 
 def best_of(f, repeat):
@@ -27,14 +34,14 @@ def best_of(f, repeat):
     return min(times)
 
 
-def reference_time(net, n, rows):
+def reference_time(net, n, rows, label=None):
     """Seconds for the reference loop; with rows, timed on that many rows and scaled up."""
     H = net.image_shape[1]
     if rows is None:
         t = time.perf_counter()
-        out = net.sample(n, seed=0, cached=False)
+        out = net.sample(n, seed=0, cached=False, label=label)
         return time.perf_counter() - t, out
-    it = net.sample_stream(n, seed=0, cached=False, every=net.image_shape[2])
+    it = net.sample_stream(n, seed=0, cached=False, every=net.image_shape[2], label=label)
     t = time.perf_counter()
     for _ in range(rows):
         next(it)
@@ -42,18 +49,62 @@ def reference_time(net, n, rows):
     return (time.perf_counter() - t) * H / rows, None
 
 
-def row(net, n, repeat, rows):
-    """The table's row for `net` at batch n (reference loop: see reference_time)."""
+def import_against(folder):
+    """The pixelcnn package in `folder` (another checkout, say the commit before: `git archive
+    COMMIT pixelcnn | tar -x -C FOLDER`) under the name pixelcnn_against, beside this one."""
+    init = Path(folder) / "pixelcnn" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("pixelcnn_against", init,
+                                                  submodule_search_locations=[str(init.parent)])
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def against_time(other, net, n, repeat, label):
+    """Seconds for the cached sampler of the package `other` (import_against), same weights."""
+    twin = other.from_config(net.config.to_dict())
+    twin.load_state_dict(net.state_dict())
+    twin.eval()
+    return best_of(lambda: twin.sample(n, seed=0, label=label), repeat)
+
+
+def pure_time(net, n, repeat, label):
+    """Seconds for the cached sampler's pure NumPy path, as on a machine without numba."""
+    was, kernels.AVAILABLE = kernels.AVAILABLE, False
+    try:
+        return best_of(lambda: net.sample(n, seed=0, label=label), repeat)
+    finally:
+        kernels.AVAILABLE = was
+
+
+def rescore_time(net, x, label, repeat):
+    """Seconds to re-score the images x after one pixel changes, averaged over pixels in every row."""
+    r = Rescorer(net, x, label)
+    H, W = net.image_shape[1:]
+    pixels = [(i, (7 * i) % W) for i in range(H)]
+    return best_of(lambda: [r.set(i, j, x[:, :, i, j]) for i, j in pixels], repeat) / len(pixels)
+
+
+def row(net, n, repeat, rows, other=None):
+    """The table's row for `net` at batch n (reference loop: see reference_time; other: a
+    package to time the cached sampler of too, see import_against)."""
+    label = torch.arange(n) % net.config.classes if net.config.classes else None
     x = torch.zeros((n,) + net.image_shape, dtype=torch.long)
     with torch.no_grad():
-        fwd = best_of(lambda: net(x), repeat)
-    cached = best_of(lambda: net.sample(n, seed=0), repeat)
-    stream = best_of(lambda: [None for _ in net.sample_stream(n, seed=0, every=net.image_shape[2])], repeat)
-    ref, ref_out = reference_time(net, n, rows)
-    same = "n/a" if ref_out is None else ("yes" if torch.equal(ref_out, net.sample(n, seed=0)) else "NO")
+        fwd = best_of(lambda: net(x, label), repeat)
+    net.sample(n, seed=0, label=label)  # compiles the kernels, or loads them from numba's cache
+    cached = best_of(lambda: net.sample(n, seed=0, label=label), repeat)
+    pure = pure_time(net, n, repeat, label) if kernels.AVAILABLE else float("nan")
+    before = f"{against_time(other, net, n, repeat, label) / fwd:>9.1f}x" if other else ""
+    stream = best_of(lambda: [None for _ in net.sample_stream(n, seed=0, every=net.image_shape[2], label=label)],
+                     repeat)
+    rescore = rescore_time(net, net.sample(n, seed=0, label=label), label, repeat)
+    ref, ref_out = reference_time(net, n, rows, label)
+    same = "n/a" if ref_out is None else ("yes" if torch.equal(ref_out, net.sample(n, seed=0, label=label)) else "NO")
     name = f"{net.config.model} / {net.config.dataset}"
-    return (f"{name:<22}{n:>6}{fwd * 1e3:>8.1f}ms{ref:>11.2f}s{cached * 1e3:>8.0f}ms"
-            f"{ref / cached:>11.0f}x{cached / fwd:>11.1f}x{stream / cached:>8.2f}x{same:>11}")
+    return (f"{name:<24}{n:>6}{fwd * 1e3:>8.1f}ms{ref:>11.2f}s{cached * 1e3:>8.0f}ms{pure * 1e3:>8.0f}ms"
+            f"{ref / cached:>11.0f}x{cached / fwd:>11.1f}x{pure / fwd:>10.1f}x{stream / cached:>8.2f}x"
+            f"{rescore / fwd:>9.2f}x{same:>11}{before}")
 
 
 def main(argv=None):
@@ -63,20 +114,29 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3, help="best of this many runs for the fast measurements")
     p.add_argument("--pairs", nargs="*", default=[f"{m}/{d}" for m, d in PAIRS], metavar="MODEL/DATASET",
                    help="which models to time (default: %(default)s)")
+    p.add_argument("--tiny", action="store_true", help="tiny models (filters 8, 2 layers), as the tests run it")
+    p.add_argument("--against", metavar="FOLDER", help="also time the cached sampler of the pixelcnn package in "
+                   "FOLDER (another commit's: git archive COMMIT pixelcnn | tar -x -C FOLDER), in forward passes")
     args = p.parse_args(argv)
+    other = import_against(args.against) if args.against else None
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads; times are the best of {args.repeat} "
-          f"(reference loops: one run{', 2 rows scaled up' if args.quick else ''})\n")
-    head = f"{'model':<22}{'batch':>6}{'forward':>10}{'reference':>12}{'cached':>10}" \
-           f"{'ref/cached':>12}{'cached/fwd':>12}{'stream':>9}{'identical':>11}"
+    quick = ", 2 rows scaled up" if args.quick else ""
+    print(f"torch {torch.__version__}, {args.threads} threads, numba {'on' if kernels.AVAILABLE else 'off'}; "
+          f"times are the best of {args.repeat} (reference loops: one run{quick})\n")
+    head = (f"{'model':<24}{'batch':>6}{'forward':>10}{'reference':>12}{'cached':>10}{'pure':>10}"
+            f"{'ref/cached':>12}{'cached/fwd':>12}{'pure/fwd':>10}{'stream':>9}{'rescore':>9}{'identical':>11}"
+            + (f"{'against':>10}" if other else ""))
     print(head)
     print("-" * len(head))
     for model, dataset in (pair.split("/") for pair in args.pairs):
-        net = pixelcnn.build(model, dataset).eval()
+        net = pixelcnn.build(model, dataset, **(dict(filters=8, layers=2) if args.tiny else {})).eval()
         for n in (1, 16):
-            print(row(net, n, args.repeat, 2 if args.quick else None), flush=True)
+            print(row(net, n, args.repeat, 2 if args.quick else None, other), flush=True)
     print("\nreference/cached: speed-up of the cached sampler; cached/fwd: its cost in single forward "
-          "passes of the same batch; stream: time with progress streamed every row / without.")
+          "passes of the same batch; pure: the cached sampler without numba (its NumPy path); stream: time "
+          "with progress streamed every row / without; rescore: re-scoring the images after one pixel "
+          "changes (pixelcnn.rescore), in forward passes, the mean over a pixel in each row; against: the cached "
+          "sampler of --against's package, in forward passes.")
 
 
 if __name__ == "__main__":

@@ -8,16 +8,30 @@ row. `ConvStepper` steps nets of Blocks and Residuals (PixelCNN, PixelRCNN),
 `GatedStepper` Gated PixelCNN. Both draw exactly the reference loop's images; the tests
 check that for every model. The weights are folded (BatchNorm into the convs, colour masks
 applied) once per set of weights and cached on the model (`folded_weights`).
-The per-pixel work runs on NumPy views of the buffers, whose per-call overhead is a
-fraction of PyTorch's, which is what dominates at this size.
+With numba (pixelcnn/kernels.py), the per-pixel work of a run of pixels, the draws
+included, is one compiled call (`run`); without it, it runs on NumPy views of the
+buffers, whose per-call overhead is a fraction of PyTorch's.
 """
 import threading
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
-from .layers import Block, GatedLayer, Residual
+from . import kernels
+from .layers import Block, GatedLayer, Residual, colour_groups
+
+_blas = []  # the threadpoolctl controller, made on first use (it looks through the loaded libraries)
+
+
+def one_blas_thread():
+    """A context in which NumPy's BLAS runs on one thread. The steppers' matmuls are small
+    (a row at a time); OpenBLAS's threads, on a machine busy with other work, spend far
+    longer waiting for each other than the matmul takes (docs/speed.md)."""
+    if not _blas:
+        _blas.append(ThreadpoolController())
+    return _blas[0].limit(limits=1, user_api="blas")
 
 
 def stepper_for(model):
@@ -35,10 +49,16 @@ class _Buffered:
         self.npdt = _check_cpu(model)
         self.x, self.scale = x, 1.0 / (model.levels - 1)
         self.one_hot = np.eye(model.levels, dtype=self.npdt) if model.config.one_hot else None
-        self.levels, self.C = model.levels, model.image_shape[0]
+        self.levels, self.C, self.ar = model.levels, model.image_shape[0], model.ar
 
-    def skip(self, i, j):  # a known pixel: the buffers past the input still need its values
+    def skip(self, i, j):  # a known pixel, once written: the buffers past the input still need its values
         self.logits(i, j)
+
+    def run(self, i, j0, j1, u, mask, temperature, probs):
+        """Pixels (i, j0) .. (i, j1 - 1) drawn by the compiled kernel (the raster loop's
+        `sampling.pixels`, in one call); whether the last was drawn. Only with kernels.AVAILABLE."""
+        one_hot = 0 if self.one_hot is None else self.levels
+        return self.kernel(self.x, u, mask, temperature, probs, i, j0, j1, one_hot, self.scale, self.ar, self.state)
 
     def write(self, i, j):
         v = self.x[:, :, i, j]
@@ -66,7 +86,8 @@ class ConvStepper(_Buffered):
         # bufs[k]: the input of unit k, (n, H + p, W + 2p, cin), zero padded; the rest scratch
         self.bufs = [np.zeros((n, H + u.p, W + 2 * u.p, u.cin), npdt) for u in units]
         self.tmp = [np.zeros((n, u.cout), npdt) for u in units]
-        self.vert = [np.zeros((n, W, u.cout), npdt) if u.p else None for u in units]
+        # vert[k]: what the rows above add to unit k's outputs in this row, bias included
+        self.vert = [np.zeros((n, W, u.cout), npdt) + u.bias for u in units]
         self.patches = [np.zeros((n, W, u.p, u.kernel, u.cin), npdt) if u.p else None for u in units]
         self.out = np.zeros((n, units[-1].cout), npdt)
         self.xbuf, self.xpad = self.bufs[0], units[0].p
@@ -74,6 +95,15 @@ class ConvStepper(_Buffered):
             seen = _forward_seeing(model, x, label, [u.conv for u in units])
             for u, buf, (args, _) in zip(units, self.bufs, seen):
                 _fill(buf, args[0], start, u.p)
+        if kernels.AVAILABLE:
+            G, last = self.C if self.ar else 1, len(units) - 1
+            spans = np.stack([kernels.spans(colour_groups(u.cout, self.C, k == last), G) for k, u in enumerate(units)])
+            ints = lambda vs: np.array(vs, np.int64)  # noqa: E731
+            self.kernel = kernels.conv_run
+            self.state = (kernels.List(self.bufs), ints([u.p for u in units]), ints([u.width for u in units]),
+                          kernels.List([u.w_left for u in units]), kernels.List(self.vert),
+                          ints([-1 if u.residual is None else u.residual for u in units]),
+                          ints([u.relu for u in units]), spans, np.zeros(max(u.cout for u in units), npdt), self.out)
 
     def start_row(self, i):
         for u, buf, patches, vert in zip(self.units, self.bufs, self.patches, self.vert):
@@ -93,7 +123,7 @@ class ConvStepper(_Buffered):
             else:
                 q = units[k + 1].p
                 dst = bufs[k + 1][:, i + q, j + q]
-            np.add(tmp, self.vert[k][:, j] if p else u.bias, out=dst)
+            np.add(tmp, self.vert[k][:, j], out=dst)
             if u.residual is not None:
                 r = units[u.residual]
                 np.add(dst, bufs[u.residual][:, i + r.p, j + r.p], out=dst)
@@ -176,6 +206,16 @@ class GatedStepper(_Buffered):
                     _fill(self.vbuf[i], v, start, p)
                 if cols:  # the row buffer holds only the current row
                     self.hbuf[i][:, p:p + cols] = h[:, :, rows, :cols].permute(0, 2, 1).numpy()
+        if kernels.AVAILABLE:
+            (w1, b1), (w2, b2) = self.head
+            C, G = self.C, self.C if self.ar else 1
+            lists = lambda name: kernels.List([getattr(u, name) for u in self.layers])  # noqa: E731
+            self.kernel = kernels.gated_run
+            self.state = (self.xbuf, p, kernels.List([h[:, None] for h in self.hbuf]), kernels.List(self.vh),
+                          np.array([u.width for u in self.layers], np.int64), lists("wh"), lists("bh"),
+                          lists("wout"), lists("bout"), w1, b1, w2, b2, kernels.spans(colour_groups(f, C), G),
+                          kernels.spans(colour_groups(len(b2), C, True), G), z(2 * f), z(n, L, f), z(n, f),
+                          z(n, len(b2)))
 
     def start_row(self, i):
         p, f = self.p, self.f
@@ -186,7 +226,7 @@ class GatedStepper(_Buffered):
             _rows_times(src, self.patches[k], u.wv, vp)
             vp += u.bv
             ev, eh = self.embed[k]
-            np.dot(vp, u.wv2h, out=self.vh[k])
+            _times(vp, u.wv2h, self.vh[k])
             self.vh[k] += u.bv2h if eh is None else u.bv2h + eh[:, None]
             if k < len(self.vbuf):
                 if ev is not None:
@@ -289,8 +329,14 @@ def _rows_times(rows, patches, weight, out):
     k = rows.shape[2] - patches.shape[1] + 1
     windows = sliding_window_view(rows, k, axis=2)  # (n, r, W, cin, k)
     np.copyto(patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, r, k, cin)
-    n, W = out.shape[:2]
-    np.dot(patches.reshape(n * W, -1), weight, out=out.reshape(n * W, -1))
+    _times(patches, weight, out)
+
+
+def _times(a, weight, out):
+    """out (m..., cout) = a (m..., cin...) times weight (cin * ..., cout), all C-contiguous, as
+    one 2-D matmul (NumPy's dot of a 3-D array does not use BLAS)."""
+    m = out.size // out.shape[-1]
+    np.dot(a.reshape(m, -1), weight, out=out.reshape(m, -1))
 
 
 def _row_weight(w):

@@ -16,12 +16,14 @@ cannot influence it, because a PixelCNN only sees the past.
 The loop asks a `Stepper` for one pixel's logits at a time: `ReferenceStepper` (here) runs
 the whole model per pixel; the fast cached steppers live in pixelcnn/cached.py.
 """
+from functools import partial
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
-from .cached import stepper_for
+from . import kernels
+from .cached import one_blas_thread, stepper_for
 
 
 class Progress(NamedTuple):
@@ -98,10 +100,13 @@ class Stepper(Protocol):
     eval mode and gradients off: the pixels before raster index `start` are known in every
     image and already in x (the stepper may fill its buffers from them); label is None or
     a long tensor (n,). Then it visits the pixels (i, j) from `start` to the last, in
-    raster order, calling `start_row` at the first pixel it visits in a row, then either
-    `logits` (once per channel group drawn: all channels, or R, G, B in turn) or `skip`,
-    each followed by `write`. Any stepper that computes the same logits draws the same
-    images for the same seed (see `draw`); the tests hold every stepper to the reference.
+    raster order and in runs within a row (`pixels`), calling `start_row` at the first pixel
+    it visits in a row. For a pixel known in every image it calls `write`, then `skip`;
+    else `logits` (once per channel group drawn: all channels, or R, G, B in turn), each
+    followed by `write`. A stepper with a `run` method (pixelcnn/kernels.py's compiled
+    steppers, when kernels.AVAILABLE) does a whole run in one call instead, as `pixels`
+    does. Any stepper that computes the same logits draws the same images for the same
+    seed (see `draw`); the tests hold every stepper to the reference.
     """
 
     def start_row(self, i):
@@ -112,8 +117,8 @@ class Stepper(Protocol):
         pixels before (i, j) and, with autoregressive colour, its channels already drawn)."""
 
     def skip(self, i, j):
-        """Pixel (i, j) is known in every image, so no logits are asked for it; bring any
-        state that the logits of later pixels need up to date."""
+        """Pixel (i, j) is known in every image and written, so no logits are asked for it;
+        bring any state that the logits of later pixels need up to date."""
 
     def write(self, i, j):
         """x[:, :, i, j] holds new levels (drawn, or known): take them into the stepper's
@@ -148,27 +153,54 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
     start = 0 if mask is None else int(np.argmin(mask.all(axis=0).reshape(-1)))
     if mask is not None and mask.all():
         start = H * W
-    with model.evaluating():
+    known = np.zeros((n, H, W), bool) if mask is None else mask
+    with model.evaluating(), one_blas_thread():
         stepper = stepper_class(model, cached)(model, x, start, label)
-        # the channels drawn together: all at once, or one by one, each seeing those before
-        groups = [slice(c, c + 1) for c in range(C)] if model.ar else [slice(0, C)]
-        probs, drawn = np.empty((n, model.levels, C)), False  # at a reported pixel, if drawn
-        for idx in range(start, H * W):
-            i, j = divmod(idx, W)
-            if j == 0 or idx == start:
+        run = getattr(stepper, "run", None) if kernels.AVAILABLE else None
+        run = run or partial(pixels, stepper, model.ar)
+        probs, drawn = np.empty((n, model.levels, C)), False  # the last pixel's, if drawn
+        for first, end in _runs(start, H, W, every):
+            i, j = divmod(first, W)
+            if j == 0 or first == start:
                 stepper.start_row(i)
-            report = every and (idx + 1) % every == 0 or idx + 1 == H * W
-            todo = slice(None) if mask is None else ~mask[:, i, j]
-            drawn = mask is None or todo.any()
-            if drawn:
-                for g in groups:
-                    v = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature,
-                             probs[:, :, g] if report else None)
-                    x[todo, g, i, j] = v[todo]
-                    stepper.write(i, j)
-            else:
-                stepper.skip(i, j)
-                stepper.write(i, j)
-            if report and idx + 1 < H * W:  # the last one is yielded below
-                yield Progress(torch.from_numpy(x.copy()), idx + 1, H * W, (i, j), probs.copy() if drawn else None)
+            drawn = run(i, j, j + end - first, u, known, temperature, probs)
+            if every and end % every == 0 and end < H * W:  # the last one is yielded below
+                yield Progress(torch.from_numpy(x.copy()), end, H * W, divmod(end - 1, W),
+                               probs.copy() if drawn else None)
         yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs if drawn else None)
+
+
+def _runs(start, H, W, every):
+    """The raster indices from start to H * W as runs [first, end) within a row, each ending
+    at a row's end or where a Progress is due (every `every` pixels)."""
+    first = start
+    while first < H * W:
+        end = (first // W + 1) * W
+        if every:
+            end = min(end, (first // every + 1) * every)
+        yield first, end
+        first = end
+
+
+def pixels(stepper, ar, i, j0, j1, u, mask, temperature, probs):
+    """Draw pixels (i, j0) .. (i, j1 - 1) into stepper.x where mask (n, H, W) is False, all
+    channels at once or (ar) one by one, with the distribution of the last written to probs
+    (n, K, C); whether the last was drawn (not known in every image). A stepper's `run`, if
+    it has one, does this in one call."""
+    x = stepper.x
+    C = x.shape[1]
+    groups = [slice(c, c + 1) for c in range(C)] if ar else [slice(0, C)]
+    drawn = False
+    for j in range(j0, j1):
+        todo = ~mask[:, i, j]
+        drawn = todo.any()
+        if not drawn:  # written first: with ar colour, the features at (i, j) see its channels
+            stepper.write(i, j)
+            stepper.skip(i, j)
+            continue
+        for g in groups:
+            v = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature,
+                     probs[:, :, g] if j == j1 - 1 else None)
+            x[todo, g, i, j] = v[todo]
+            stepper.write(i, j)
+    return drawn

@@ -2,11 +2,12 @@
 import math
 import re
 import runpy
+import shutil
 
 import pytest
 
 from helpers import REPO
-from pixelcnn import bench_train, training, weights
+from pixelcnn import bench, bench_train, training, weights
 
 
 @pytest.mark.slow
@@ -34,3 +35,13 @@ def test_the_colour_breakdown_adds_up(capsys, monkeypatch):
         assert abs(sum(parts) - total) < 0.02, line
     for line in (r for r in rows if " on color_" in r):
         assert abs(float(line.split()[-5]) - math.log(64)) < 0.05, line  # the background: one of 64 colours
+
+
+def test_the_sampling_benchmark_prints_a_row_per_model_and_batch(capsys, tmp_path):
+    shutil.copytree(REPO / "pixelcnn", tmp_path / "pixelcnn")  # another checkout to time against
+    bench.main(["--quick", "--tiny", "--repeat", "1", "--pairs", "pixelcnn/shapes", "gated_cond/color_shapes",
+                "--against", str(tmp_path)])
+    out = capsys.readouterr().out
+    rows = re.findall(r"^(\w+) / (\w+) +(\d+) .* (\d+\.\d\d)x +n/a +\d+\.\dx$", out, re.M)
+    assert [r[:3] for r in rows] == [("pixelcnn", "shapes", "1"), ("pixelcnn", "shapes", "16"),
+                                     ("gated_cond", "color_shapes", "1"), ("gated_cond", "color_shapes", "16")]

@@ -2,12 +2,28 @@
 
 In float64 the two compute the same logits to ~1e-15, so for the same seed (the same
 uniforms) every level drawn must be identical; in float32 they agree too, barring a
-uniform within ~1e-7 of a CDF boundary."""
+uniform within ~1e-7 of a CDF boundary. The cached sampler is held to the reference both
+compiled (pixelcnn/kernels.py, with numba) and pure NumPy (without it)."""
+import copy
+from contextlib import contextmanager, nullcontext
+
 import numpy as np
 import pytest
 import torch
 
 from helpers import labels_for, make_tiny
+from pixelcnn import kernels
+
+
+@contextmanager
+def pure():
+    """The cached steppers' pure NumPy path, as on a machine without numba."""
+    was = kernels.AVAILABLE
+    kernels.AVAILABLE = False
+    try:
+        yield
+    finally:
+        kernels.AVAILABLE = was
 
 CASES = [("pixelcnn", "shapes"), ("pixelcnn", "color_shapes"), ("pixelrcnn", "shapes"), ("pixelrcnn", "color_shapes"),
          ("pixelrcnn_ar", "color_shapes"), ("gated", "shapes"), ("gated", "color_shapes"),
@@ -20,9 +36,13 @@ def net(request):
 
 
 def both(net, n, **kw):
+    """The reference loop's images and the cached sampler's, the same in both of its paths."""
     if net.config.classes:  # a different class for each image
         kw["label"] = torch.arange(n) % net.config.classes
-    return net.sample(n, cached=False, **kw), net.sample(n, cached=True, **kw)
+    fast = net.sample(n, cached=True, **kw)
+    with pure():
+        assert torch.equal(net.sample(n, cached=True, **kw), fast), "compiled and pure differ"
+    return net.sample(n, cached=False, **kw), fast
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
@@ -151,3 +171,36 @@ def test_a_prefix_leaves_no_hooks_on_the_model(model, dataset):
     mask[:3] = True
     net.sample(2, seed=1, prefix=net.sample(2, seed=0, label=label), prefix_mask=mask, label=label)
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "pure"])
+@pytest.mark.parametrize("model,dataset", [("pixelrcnn_ar", "color_shapes"), ("gated", "color_shapes")])
+def test_every_pixel_is_drawn_from_the_models_distribution_after_known_pixels(model, dataset, compiled):
+    """Each pixel's distribution, as Progress reports it, is the model's given the finished
+    image's past: also after pixels known in every image that are not a prefix (a column),
+    whose colour features must see all their channels."""
+    if compiled and not kernels.AVAILABLE:
+        pytest.skip("numba is not installed")
+    net = make_tiny(model, dataset).double()
+    C, H, W = net.image_shape
+    mask = torch.zeros(H, W, dtype=torch.bool)
+    mask[:, 2] = True
+    with (nullcontext() if compiled else pure()):
+        steps = list(net.sample_stream(2, seed=3, every=1, prefix=net.sample(2, seed=4), prefix_mask=mask))
+    with torch.no_grad():
+        expected = torch.softmax(net(steps[-1].images), dim=1).numpy()  # (2, K, C, H, W)
+    for p in steps:
+        i, j = p.position
+        assert (p.probs is None) == (j == 2)
+        if p.probs is not None:
+            np.testing.assert_allclose(p.probs, expected[:, :, :, i, j], rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+@pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("gated_cond", "color_shapes")])
+def test_a_model_on_a_gpu_draws_the_cpus_images(model, dataset):
+    net = make_tiny(model, dataset).double()
+    label = labels_for(net, 3)
+    cpu = net.sample(3, seed=8, label=label)
+    gpu = copy.deepcopy(net).cuda().sample(3, seed=8, label=label)
+    assert gpu.device.type == "cpu" and torch.equal(gpu, cpu)
