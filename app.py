@@ -31,6 +31,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import gradio as gr
+import numpy
 import torch
 from PIL import Image
 
@@ -56,6 +57,10 @@ MAX_THREADS = CROWD + 4
 # Every minute, the files the app wrote (every frame it streamed, the uploads) untouched for 10
 # minutes ($PIXELCNN_CACHE_SECONDS) are deleted, with the folders they leave empty: sweep()
 CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
+
+# The canvas's white background: Gradio's Sketchpad selects its brush when its background is
+# set, so a stroke draws at once (with none, it asks for a click on its brush icon first)
+PAPER = numpy.full((280, 280, 3), 255, numpy.uint8)
 
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
@@ -311,7 +316,8 @@ def build_demo():
                                           elem_id="source")
                         with gr.Column(visible=DRAW in start_with.sources) as draw_box:
                             drawing = gr.Sketchpad(
-                                type="numpy", image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
+                                {"background": PAPER, "layers": [], "composite": None}, type="numpy",
+                                image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
                                 brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
                                 layers=False, transforms=(), format="png", label="Draw (black on white)",
                                 elem_id="sketch")

@@ -100,7 +100,6 @@ def test_stop_stops_drawing_here_and_on_the_server(page, sampler_spy):
 
 def test_draw_the_top_of_a_digit_and_complete_it(page):
     page.get_by_role("tab", name="Complete").click()
-    page.locator("#sketch button[aria-label=Brush]").click()
     box = page.locator("#sketch .pixi-target canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the 280x280 canvas is centred
 
@@ -204,7 +203,6 @@ def test_what_the_model_sees_follows_a_click(page):
 
 def test_how_likely_is_a_drawing(page):
     page.get_by_role("tab", name="Complete").click()
-    page.locator("#sketch button[aria-label=Brush]").click()
     box = page.locator("#sketch .pixi-target canvas").first.bounding_box()
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x0 - 60, y0 - 70)  # a 1: one stroke down the middle

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from test_app_browser import finished, pytestmark, shot, src, sync_api, watch  # noqa: F401 (pytestmark)
+from test_app_browser import finished, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
 
 expect = sync_api.expect
 
@@ -45,3 +45,25 @@ def test_stop_leaves_the_partial_picture_and_no_error(page, tab, start, stop, ou
         assert shows_a_picture(page, output), f"Stop {attempt + 1}: the picture vanished"
         no_error(page)
     shot(page, f"stopped_{output}.png")
+
+
+def draw(page, *strokes, canvas="#sketch"):
+    """Drag the mouse along each stroke, a list of points in the 280x280 canvas's pixels."""
+    box = page.locator(f"{canvas} .pixi-target canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the canvas is centred, at about 100%
+    for stroke in strokes:
+        page.mouse.move(cx + 0.95 * (stroke[0][0] - 140), cy + 0.95 * (stroke[0][1] - 140))
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(cx + 0.95 * (x - 140), cy + 0.95 * (y - 140), steps=5)
+        page.mouse.up()
+
+
+def test_the_canvas_takes_the_first_stroke(page):
+    """Drawing works on the first drag, without finding and clicking the brush first."""
+    page.get_by_role("tab", name="Complete").click()
+    expect(page.locator("#sketch")).not_to_contain_text("select the draw tool")
+    draw(page, [(140, 40), (140, 240)])
+    page.locator("#complete").click()
+    wait_finished(page, "completions")
+    no_error(page)
