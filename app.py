@@ -176,6 +176,20 @@ async def see_centre(name):
     return await last(engine.once(studio.see, name))
 
 
+def seen(source):
+    """A handler: the picture the model is given from `source`, the drawing or the image (None
+    while there is none it can use)."""
+    def show(name, picture):
+        drawing, image = (picture, None) if source == DRAW else (None, picture)
+        return as_files(studio.seen(name, source, drawing, image, uploads=uploads()))
+    return show
+
+
+def seen_both(name, drawing, image):
+    """The picture the model is given from the drawing, and from the image."""
+    return seen(DRAW)(name, drawing), seen(IMAGE)(name, image)
+
+
 def choose_model(name):
     """The controls for this model's images: rows, sources, examples, classes."""
     with told():
@@ -321,6 +335,7 @@ def build_demo():
                                 brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
                                 layers=False, transforms=(), format="png", label="Draw (black on white)",
                                 elem_id="sketch")
+                            given_drawn = given_picture("given-drawn")
                         with gr.Column(visible=DRAW not in start_with.sources) as image_box:
                             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                              format="png", label="Image", height=240, elem_id="image")
@@ -328,11 +343,11 @@ def build_demo():
                                                  label="Examples from the test set (click one)", columns=4,
                                                  height=150, object_fit="contain", allow_preview=False,
                                                  elem_id="examples")
+                            given_image = given_picture("given-image")
                         keep_rows = gr.Slider(0, start_with.rows, value=start_with.rows // 2, step=1,
                                               label="Rows to keep (from the top)", elem_id="keep-rows")
                         keep_drawn = gr.Checkbox(False, label="Keep everything I drew",
-                                                 info="Keeps every row down to the last one with ink, "
-                                                      "the canvas standing for the middle of the image.",
+                                                 info="Keeps every row down to the last one with ink.",
                                                  elem_id="keep-drawn")
                         with gr.Accordion("Temperature and seed", open=False):
                             temp2 = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
@@ -373,11 +388,13 @@ def build_demo():
             stoppable(sample, 2), [model, n, temp, seed, klass, show_probs], [samples, probs], api_name="sample",
             **busy)
         stop.click(halt("sample"), **private)
-        go.click(arm("complete"), **private).then(
+        shown = dict(fn=seen_both, inputs=[model, drawing, image], outputs=[given_drawn, given_image], **private)
+        go.click(**shown).then(arm("complete"), **private).then(
             stoppable(complete, 1), [model, source, drawing, image, keep_rows, keep_drawn, temp2, seed2, klass],
             completions, api_name="complete", **busy)
         stop2.click(halt("complete"), **private)
-        rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score", **busy)
+        rate.click(**shown).then(score, [model, source, drawing, image, klass], [surprise, likelihood],
+                                 api_name="score", **busy)
         # gradients through two models, on the engine: queued (so no POST runs them past it), one at a time
         looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see",
                        preprocess=False)
@@ -386,6 +403,12 @@ def build_demo():
         seen_image.select(see_click, model, looks, **looking)
 
         model.change(choose_model, model, [keep_rows, source, gallery, klass], **private)
+        # the picture the model is given, as it sees it, below the drawing and the image, as they are
+        # used, and as the image or the model changes. (Not as the drawing changes: a Sketchpad with a
+        # change listener sends its strokes apart, kept on the server for one preprocessing, which
+        # these events skip, so that they read an empty canvas)
+        image.change(seen(IMAGE), [model, image], given_image, **private)
+        model.change(**shown)
         gallery.select(pick_example, model, [image, source], **private)
         # what only changes the page runs in the browser: no request
         show_probs.change(None, show_probs, probs, js=in_browser("[update({visible: on})]", "on"))
@@ -393,6 +416,12 @@ def build_demo():
             f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}})]", "s"))
         keep_drawn.change(None, keep_drawn, keep_rows, js=in_browser("[update({interactive: !on})]", "on"))
     return demo
+
+
+def given_picture(elem_id):
+    """Where the picture the model is given is shown, small."""
+    return gr.Image(label="What the model is given", type="filepath", interactive=False, buttons=[], height=160,
+                    show_label=True, elem_id=elem_id)
 
 
 def in_browser(outputs, *inputs):

@@ -122,9 +122,11 @@ def label_of(net, klass):
     return whole_number(klass, 0, classes - 1, "class") if classes else None
 
 
-def given(net, source, drawing, image, whole, tell=ignore, uploads=None):
+def given(net, source, drawing, image, tell=ignore, uploads=None):
     """The picture to complete or score as levels (C, H, W), from the drawing or the image; a
-    file only from the folder `uploads` or the examples (None: from anywhere)."""
+    file only from the folder `uploads` or the examples (None: from anywhere). A drawing stays
+    where and as large as it was drawn (the canvas is the image's central box, where a test
+    digit lies): what a person draws at the top is the top of what is completed and scored."""
     c, h, w = net.image_shape
     folders = None if uploads is None else (uploads, EXAMPLES)
     try:
@@ -132,7 +134,7 @@ def given(net, source, drawing, image, whole, tell=ignore, uploads=None):
             if c != 1:
                 raise ValueError("This model completes colour images: upload one or pick an example.")
             drawn = convert.uploaded(drawing, "drawing", folders)
-            return convert.drawing_to_levels(np.asarray(drawn), h, w, whole=whole)
+            return convert.drawing_to_levels(np.asarray(drawn), h, w, whole=False)
         img = convert.uploaded(image, "image", folders)
         if c == 1 and convert.is_colour(img):
             tell("info", "This model draws black and white: your colour image was turned into black and white.")
@@ -168,6 +170,17 @@ def example(name, index):
     """The path of the example picture `index` offered for the model `name`."""
     found = controls(name).examples
     return found[whole_number(index, 0, len(found) - 1, "example's number")]
+
+
+def seen(name, source, drawing, image, uploads=None):
+    """The picture the model `name` is given to complete or score, as the model sees it (at
+    SEE_SCALE), or None while there is none it can use (nothing drawn yet, say)."""
+    try:
+        net = get_model(name)
+        x = given(net, source, drawing, image, uploads=uploads)
+    except Refused:
+        return None
+    return images.grid(x[None], net.levels, scale=SEE_SCALE // 2)
 
 
 # ---------------------------------------------------------------- sampling and completing
@@ -224,7 +237,7 @@ def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, s
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, MAX_SEED, "seed")
-    x = given(net, source, drawing, image, whole=not keep_drawn, tell=tell, uploads=uploads)
+    x = given(net, source, drawing, image, tell=tell, uploads=uploads)
     if keep_drawn:
         rows = convert.last_ink_row(x) + 1
         if rows == 0:
@@ -259,7 +272,7 @@ def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
     the range on test images, and the bits each pixel costs."""
     net = get_model(name)
     label = label_of(net, klass)
-    x = torch.from_numpy(given(net, source, drawing, image, whole=True, tell=tell, uploads=uploads)).long()[None]
+    x = torch.from_numpy(given(net, source, drawing, image, tell=tell, uploads=uploads)).long()[None]
     bits = analysis.surprise(net, x, label)[0]
     bpd = analysis.bits_per_dim(net, x, label).item()
     text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"

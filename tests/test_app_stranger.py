@@ -3,9 +3,10 @@ canvas takes the first stroke, a drawing is completed where it was drawn, a mode
 the inputs and clears the old outputs, nothing covers the pictures."""
 import time
 
+import numpy as np
 import pytest
 
-from test_app_browser import finished, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
+from test_app_browser import finished, picture, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
 
 expect = sync_api.expect
 
@@ -67,3 +68,28 @@ def test_the_canvas_takes_the_first_stroke(page):
     page.locator("#complete").click()
     wait_finished(page, "completions")
     no_error(page)
+
+
+def kept_ink_rows(img, n=4, size=28):
+    """The rows of the first of n completions side by side (a 1-pixel border around each)
+    that hold kept ink: dark and blue-tinted."""
+    scale = img.shape[1] // (n * (size + 1) + 1)
+    ink = (img.mean(axis=2) < 80) & (img[..., 2] > img[..., 0])
+    return sorted({y // scale - 1 for y in np.nonzero(ink[:, scale: (size + 1) * scale].any(axis=1))[0]})
+
+
+def test_a_drawing_is_completed_where_it_was_drawn(page):
+    """The top bar of a 7, drawn at the top of the canvas, stays at the top: it is not
+    re-centred and blown up like a whole digit. The picture the model is given is shown."""
+    page.get_by_role("tab", name="Complete").click()
+    draw(page, [(70, 40), (210, 40)])
+    page.locator("#keep-rows input[type=number]").fill("10")
+    page.locator("#keep-rows input[type=number]").press("Enter")
+    page.locator("#complete").click()
+    rows = kept_ink_rows(picture(page, wait_finished(page, "completions")))
+    # the canvas's top 7th is rows 4 to 8; re-centred, the bar was below the 10 rows kept
+    assert rows and max(rows) < 9, f"the bar drawn at the top is kept in rows {rows}"
+    given = picture(page, wait_finished(page, "given-drawn"))  # 28x28 in a 1-pixel border
+    dark = np.nonzero((given.mean(axis=2) < 80).any(axis=1))[0] // (given.shape[0] // 30) - 1
+    assert set(dark) == set(rows), "the picture shown is the one completed"
+    shot(page, "complete_where_drawn.png")
