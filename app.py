@@ -190,13 +190,20 @@ def seen_both(name, drawing, image):
     return seen(DRAW)(name, drawing), seen(IMAGE)(name, image)
 
 
-def choose_model(name):
-    """The controls for this model's images: rows, sources, examples, classes."""
+def choose_model(name, source, keep_rows, klass):
+    """The controls for this model's images (rows, sources, examples, classes), what was chosen
+    kept where it still applies; and the last model's outputs, emptied."""
     with told():
         offer = studio.controls(name)
-    return (gr.Slider(maximum=offer.rows, value=offer.rows // 2),
-            gr.Radio(choices=offer.sources, value=offer.sources[0]),
-            gr.Gallery(value=offer.examples), gr.Dropdown(**offer.classes))
+    rows = studio.exact_whole(keep_rows)
+    rows = offer.rows // 2 if rows is None else min(max(rows, 0), offer.rows)
+    classes = {**offer.classes, "value": klass if klass in range(len(offer.classes["choices"])) else 0}
+    return (gr.Slider(maximum=offer.rows, value=rows),
+            gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0]),
+            gr.Gallery(value=offer.examples), gr.Dropdown(**classes), *OLD_OUTPUTS)
+
+
+OLD_OUTPUTS = (None, None, None, None, "")  # samples, next pixel, completions, heat map, text
 
 
 def pick_example(name, evt: gr.SelectData):
@@ -214,17 +221,25 @@ def pick_example(name, evt: gr.SelectData):
 STOPS = {}
 
 
+class Run(asyncio.Event):
+    """A stream started, set to stop it; as it ends, its first `clear` outputs are emptied (0:
+    they keep the picture)."""
+    clear = 0
+
+
 def arm(name):
     """A request, made before the stream `name` is queued, that makes it stoppable."""
     async def ready(request: gr.Request):
-        STOPS[request.session_hash, name] = asyncio.Event()
+        STOPS[request.session_hash, name] = Run()
     return ready
 
 
-def halt(name):
-    """A request that ends this session's stream `name` now, or as it starts if still queued."""
+def halt(name, clear=0):
+    """A request that ends this session's stream `name` now, or as it starts if still queued;
+    its `clear` outputs emptied as it ends (0: the picture stays)."""
     async def stop(request: gr.Request):
         if (request.session_hash, name) in STOPS:
+            STOPS[request.session_hash, name].clear = clear
             STOPS[request.session_hash, name].set()
     return stop
 
@@ -236,11 +251,11 @@ def stoppable(handler, outputs):
     and the API's, stay `handler`'s."""
     async def run(request: gr.Request, *args):
         key = (request.session_hash, handler.__name__)
-        stopped = STOPS.setdefault(key, asyncio.Event())
+        stopped = STOPS.setdefault(key, Run())
         stop, values = asyncio.ensure_future(stopped.wait()), handler(*args)
         try:
             if stopped.is_set():  # stopped while queued: nothing changes
-                yield tuple(gr.skip() for _ in range(outputs)) if outputs > 1 else gr.skip()
+                yield as_outputs(stopped, outputs)
                 return
             while True:
                 step = asyncio.ensure_future(anext(values))
@@ -250,6 +265,8 @@ def stoppable(handler, outputs):
                     step.cancel()
                     await asyncio.wait([step])
                 if step.cancelled():
+                    if stopped.clear:
+                        yield as_outputs(stopped, outputs)
                     return
                 try:
                     value = step.result()
@@ -261,6 +278,10 @@ def stoppable(handler, outputs):
             await values.aclose()
             if STOPS.get(key) is stopped:
                 del STOPS[key]
+
+    def as_outputs(stopped, outputs):  # where stopped: left as they are, or emptied
+        value = None if stopped.clear else gr.skip()
+        return (value,) * outputs if outputs > 1 else value
 
     params = list(inspect.signature(handler).parameters.values())
     request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
@@ -402,7 +423,11 @@ def build_demo():
         see_tab.select(see_centre, model, looks, **looking)
         seen_image.select(see_click, model, looks, **looking)
 
-        model.change(choose_model, model, [keep_rows, source, gallery, klass], **private)
+        # a new model: the old one's streams stop, their pictures and its verdict cleared
+        model.change(halt("sample", clear=2), **private)
+        model.change(halt("complete", clear=1), **private)
+        model.change(choose_model, [model, source, keep_rows, klass],
+                     [keep_rows, source, gallery, klass, samples, probs, completions, surprise, likelihood], **private)
         # the picture the model is given, as it sees it, below the drawing and the image, as they are
         # used, and as the image or the model changes. (Not as the drawing changes: a Sketchpad with a
         # change listener sends its strokes apart, kept on the server for one preprocessing, which

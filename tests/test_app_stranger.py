@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from test_app_browser import finished, picture, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
+from test_app_browser import choose_model, finished, picture, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
 
 expect = sync_api.expect
 
@@ -93,3 +93,33 @@ def test_a_drawing_is_completed_where_it_was_drawn(page):
     dark = np.nonzero((given.mean(axis=2) < 80).any(axis=1))[0] // (given.shape[0] // 30) - 1
     assert set(dark) == set(rows), "the picture shown is the one completed"
     shot(page, "complete_where_drawn.png")
+
+
+def test_switching_model_keeps_the_inputs_and_clears_the_old_outputs(page):
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
+    page.locator("#examples img").nth(3).click()
+    page.locator("#image img").wait_for()
+    page.locator("#score").click()
+    expect(page.locator("#likelihood")).to_contain_text("bits/dim", timeout=30_000)
+    wait_finished(page, "surprise")
+    choose_model(page, "Gated PixelCNN · MNIST")
+    expect(page.locator("#source").get_by_label("Image")).to_be_checked()
+    expect(page.locator("#image img")).to_be_visible()  # the picked example, still there
+    expect(page.locator("#likelihood")).not_to_contain_text("bits/dim")  # the old model's verdict, gone
+    expect(page.locator("#surprise img")).to_have_count(0)
+    no_error(page)
+
+
+def test_switching_model_mid_stream_stops_the_old_model(page, sampler_spy):
+    page.locator("#start").click()
+    watch(page, "samples", lambda seen: len(seen) >= 2)
+    choose_model(page, "PixelCNN · Shapes")
+    deadline = time.monotonic() + 10
+    while not sampler_spy["closed"]:
+        assert time.monotonic() < deadline, "the old model kept drawing"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert not sampler_spy["finished"]
+    expect(page.locator("#samples img")).to_have_count(0)  # no old model's samples under the new name
+    no_error(page)
