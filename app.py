@@ -62,6 +62,14 @@ CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
 # set, so a stroke draws at once (with none, it asks for a click on its brush icon first)
 PAPER = numpy.full((280, 280, 3), 255, numpy.uint8)
 
+# Gradio floats a picture's label and buttons over its top corners, where a grid's first rows
+# and the red square drawing them are: here they sit above it
+CSS = """
+.picture > label[data-testid=block-label] { position: static; }
+.picture > .image-container { position: static; }
+.picture > .image-container > .icon-button-wrapper { top: 0; right: 0; }
+"""
+
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
 pixels above it and to its left. **Sample** watches it draw from nothing; **Complete** gives it
@@ -341,7 +349,8 @@ def build_demo():
                     with gr.Column(scale=2):
                         samples = gr.Image(label="Samples (the red square is the pixel being drawn)",
                                            type="pil", format="png", interactive=False,
-                                           buttons=["download", "fullscreen"], elem_id="samples")
+                                           buttons=["download", "fullscreen"], elem_id="samples",
+                                           elem_classes="picture")
                         probs = gr.Label(label="Next pixel, first image", num_top_classes=12, visible=False,
                                          elem_id="probs")
             with gr.Tab("Complete", elem_id="complete-tab"):
@@ -362,8 +371,8 @@ def build_demo():
                                              format="png", label="Image", height=240, elem_id="image")
                             gallery = gr.Gallery(start_with.examples,
                                                  label="Examples from the test set (click one)", columns=4,
-                                                 height=150, object_fit="contain", allow_preview=False,
-                                                 elem_id="examples")
+                                                 height=150, object_fit="contain", allow_preview=False, buttons=[],
+                                                 elem_id="examples", elem_classes="picture")
                             given_image = given_picture("given-image")
                         keep_rows = gr.Slider(0, start_with.rows, value=start_with.rows // 2, step=1,
                                               label="Rows to keep (from the top)", elem_id="keep-rows")
@@ -382,11 +391,12 @@ def build_demo():
                     with gr.Column(scale=3):
                         completions = gr.Image(label="Completions (the kept part is tinted blue)",
                                                type="pil", format="png", interactive=False,
-                                               buttons=["download", "fullscreen"], elem_id="completions")
+                                               buttons=["download", "fullscreen"], elem_id="completions",
+                                               elem_classes="picture")
                         with gr.Row():
                             surprise = gr.Image(label="Bits per pixel of the whole picture", type="pil", format="png",
-                                                interactive=False, buttons=["download"], height=300,
-                                                elem_id="surprise")
+                                                interactive=False, buttons=["download"], height=340,
+                                                elem_id="surprise", elem_classes="picture")
                             likelihood = gr.Markdown(elem_id="likelihood")
             with gr.Tab("What the model sees", elem_id="see-tab") as see_tab:
                 gr.Markdown("Click a pixel of the picture: the maps show which pixels the model's prediction "
@@ -394,11 +404,11 @@ def build_demo():
                             "PixelCNN side by side.")
                 with gr.Row():
                     seen_image = gr.Image(label="Click a pixel", type="pil", format="png", interactive=False,
-                                          buttons=[], elem_id="see-image")
+                                          buttons=[], elem_id="see-image", elem_classes="picture")
                     seen_ref = gr.Image(label="PixelCNN", type="pil", format="png", interactive=False,
-                                        buttons=[], elem_id="see-pixelcnn")
+                                        buttons=[], elem_id="see-pixelcnn", elem_classes="picture")
                     seen_gated = gr.Image(label="Gated PixelCNN", type="pil", format="png", interactive=False,
-                                          buttons=[], elem_id="see-gated")
+                                          buttons=[], elem_id="see-gated", elem_classes="picture")
                 seen_text = gr.Markdown(elem_id="see-text")
 
         # CROWD requests at once share the engine, the rest wait in the queue. No event
@@ -445,8 +455,8 @@ def build_demo():
 
 def given_picture(elem_id):
     """Where the picture the model is given is shown, small."""
-    return gr.Image(label="What the model is given", type="filepath", interactive=False, buttons=[], height=160,
-                    show_label=True, elem_id=elem_id)
+    return gr.Image(label="What the model is given", type="filepath", interactive=False, buttons=[], height=200,
+                    elem_id=elem_id, elem_classes="picture")
 
 
 def in_browser(outputs, *inputs):
@@ -470,8 +480,8 @@ def serve(port=None, quiet=False):
     gr.set_static_paths([studio.EXAMPLES])  # served from examples/ as they are, never copied to the cache
     demo = build_demo().queue(**QUEUE)
     warm(offered()[1])
-    demo.launch(max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True, quiet=quiet,
-                **where)
+    demo.launch(css=CSS, max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True,
+                quiet=quiet, **where)
     threading.Thread(target=sweep_forever, args=(demo, uploads(), *CACHE_SWEEP), daemon=True).start()
     return demo, demo.local_url
 

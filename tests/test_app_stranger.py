@@ -123,3 +123,41 @@ def test_switching_model_mid_stream_stops_the_old_model(page, sampler_spy):
     assert not sampler_spy["finished"]
     expect(page.locator("#samples img")).to_have_count(0)  # no old model's samples under the new name
     no_error(page)
+
+
+def overlaps(page, elem_id):
+    """The labels and buttons of an output that lie over its pictures."""
+    return page.evaluate("""id => {
+        const el = document.getElementById(id), over = [];
+        const pics = [...el.querySelectorAll('img')].map(img => img.getBoundingClientRect());
+        for (const c of el.querySelectorAll('[data-testid=block-label], .icon-button-wrapper')) {
+            const a = c.getBoundingClientRect();
+            if (a.width && pics.some(b => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom))
+                over.push(c.textContent.trim() || c.className);
+        }
+        return over;
+    }""", elem_id)
+
+
+@pytest.mark.parametrize("viewport", [(1280, 1000), (390, 844)], ids=["desktop", "phone"])
+def test_no_label_covers_a_picture(browser, app_url, unpaced, viewport):
+    page = browser.new_page(viewport=dict(zip(("width", "height"), viewport)))
+    try:
+        page.goto(app_url)
+        page.locator("#start").click()
+        wait_finished(page, "samples")
+        assert overlaps(page, "samples") == []
+        page.get_by_role("tab", name="Complete").click()
+        page.locator("#source").get_by_label("Image").check()
+        page.locator("#examples img").first.click()
+        page.locator("#image img").wait_for()
+        assert overlaps(page, "examples") == []
+        page.locator("#complete").click()
+        wait_finished(page, "completions")
+        page.locator("#score").click()
+        wait_finished(page, "surprise")
+        for output in ("completions", "surprise", "given-image"):
+            assert overlaps(page, output) == [], output
+        shot(page, f"labels_{viewport[0]}.png")
+    finally:
+        page.close()
