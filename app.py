@@ -207,7 +207,8 @@ def choose_model(name, source, keep_rows, klass):
     rows = offer.rows // 2 if rows is None else min(max(rows, 0), offer.rows)
     classes = {**offer.classes, "value": klass if klass in range(len(offer.classes["choices"])) else 0}
     return (gr.Slider(maximum=offer.rows, value=rows),
-            gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0]),
+            gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0],
+                     visible=len(offer.sources) > 1),
             gr.Gallery(value=offer.examples), gr.Dropdown(**classes), *OLD_OUTPUTS)
 
 
@@ -357,7 +358,7 @@ def build_demo():
                 with gr.Row():
                     with gr.Column(scale=2, min_width=300):
                         source = gr.Radio(start_with.sources, value=start_with.sources[0], label="Start from",
-                                          elem_id="source")
+                                          visible=len(start_with.sources) > 1, elem_id="source")
                         with gr.Column(visible=DRAW in start_with.sources) as draw_box:
                             drawing = gr.Sketchpad(
                                 {"background": PAPER, "layers": [], "composite": None}, type="numpy",
@@ -378,7 +379,7 @@ def build_demo():
                                               label="Rows to keep (from the top)", elem_id="keep-rows")
                         keep_drawn = gr.Checkbox(False, label="Keep everything I drew",
                                                  info="Keeps every row down to the last one with ink.",
-                                                 elem_id="keep-drawn")
+                                                 visible=DRAW in start_with.sources, elem_id="keep-drawn")
                         with gr.Accordion("Temperature and seed", open=False):
                             temp2 = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
                                               elem_id="temperature-complete")
@@ -447,8 +448,9 @@ def build_demo():
         gallery.select(pick_example, model, [image, source], **private)
         # what only changes the page runs in the browser: no request
         show_probs.change(None, show_probs, probs, js=in_browser("[update({visible: on})]", "on"))
-        source.change(None, source, [draw_box, image_box], js=in_browser(
-            f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}})]", "s"))
+        source.change(None, [source, keep_drawn], [draw_box, image_box, keep_drawn, keep_rows], js=in_browser(
+            f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}}), "
+            f"update({{visible: s === '{DRAW}'}}), update({{interactive: s !== '{DRAW}' || !kept}})]", "s", "kept"))
         keep_drawn.change(None, keep_drawn, keep_rows, js=in_browser("[update({interactive: !on})]", "on"))
     return demo
 

@@ -230,15 +230,15 @@ def sample(name, n, temperature, seed, klass=0, show_probs=False):
 
 def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore,
              uploads=None):
-    """Keep the top `keep_rows` rows of the picture (keep_drawn: every row down to the last
-    one with ink) and yield COMPLETIONS completions of the rest side by side as they form,
-    the kept part tinted blue."""
+    """Keep the top `keep_rows` rows of the picture (keep_drawn, of a drawing: every row down
+    to the last one with ink) and yield COMPLETIONS completions of the rest side by side as
+    they form, the kept part tinted blue."""
     net = get_model(name)
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, MAX_SEED, "seed")
     x = given(net, source, drawing, image, tell=tell, uploads=uploads)
-    if keep_drawn:
+    if keep_drawn and source == DRAW:
         rows = convert.last_ink_row(x) + 1
         if rows == 0:
             raise Refused("There is nothing drawn to keep.")

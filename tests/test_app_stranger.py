@@ -161,3 +161,19 @@ def test_no_label_covers_a_picture(browser, app_url, unpaced, viewport):
         shot(page, f"labels_{viewport[0]}.png")
     finally:
         page.close()
+
+
+def test_controls_that_do_not_apply_are_hidden(page):
+    page.get_by_role("tab", name="Complete").click()
+    keep_drawn = page.locator("#keep-drawn")
+    expect(keep_drawn).to_be_visible()
+    keep_drawn.locator("input").check()
+    page.locator("#source").get_by_label("Image").check()
+    expect(keep_drawn).to_be_hidden()  # an image is not drawn
+    expect(page.locator("#keep-rows input[type=range]")).to_be_enabled()  # and its rows are the ones kept
+    page.locator("#source").get_by_label("Draw").check()
+    expect(keep_drawn).to_be_visible()
+    choose_model(page, "PixelRCNN · Colour shapes")
+    expect(page.locator("#source")).to_be_hidden()  # one choice is none: colour models complete images
+    expect(keep_drawn).to_be_hidden()
+    expect(page.locator("#examples")).to_be_visible()

@@ -147,6 +147,13 @@ def test_a_drawing_is_completed_and_scored_where_it_was_drawn(tiny_models, tmp_p
     assert studio.seen("pixelcnn/mnist", studio.DRAW, None, None) is None  # nothing drawn: nothing shown
 
 
+def test_keeping_everything_drawn_applies_to_drawings_only(tiny_models):
+    """With an image, the rows to keep are kept, whether or not "Keep everything I drew" is ticked."""
+    kept = [np.asarray(list(studio.complete("pixelcnn/shapes", studio.IMAGE, None, EXAMPLE, 5, keep_drawn, 1.0, 0))[-1])
+            for keep_drawn in (True, False)]
+    assert np.array_equal(*kept)
+
+
 def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, tmp_path):
     said = []
     frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 28, False, 1.0, 0,
