@@ -24,6 +24,7 @@ import asyncio
 import ctypes
 import inspect
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -191,6 +192,17 @@ def seen(source):
         drawing, image = (picture, None) if source == DRAW else (None, picture)
         return as_files(studio.seen(name, source, drawing, image, uploads=uploads()))
     return show
+
+
+def checked(image):
+    """An uploaded image, or None (a toast saying why) where it is not one the app can read: no
+    broken picture left in its place."""
+    try:
+        studio.opened(image, uploads())
+    except studio.Refused as e:
+        gr.Warning(str(e), title=e.title)
+        return None
+    return gr.skip()
 
 
 def seen_both(name, drawing, image):
@@ -444,6 +456,8 @@ def build_demo():
         # change listener sends its strokes apart, kept on the server for one preprocessing, which
         # these events skip, so that they read an empty canvas)
         image.change(seen(IMAGE), [model, image], given_image, **private)
+        # queued: a toast reaches the page through the queue only
+        image.upload(checked, image, image, api_visibility="private", show_progress="hidden", preprocess=False)
         model.change(**shown)
         gallery.select(pick_example, model, [image, source], **private)
         # what only changes the page runs in the browser: no request
@@ -544,6 +558,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     tame_malloc()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    print("PixelCNN Studio: loading the default model and drawing one picture with it, then serving",
+          file=sys.stderr, flush=True)  # stdout's first line, with --port 0, is the URL alone
     demo, url = serve(args.port, quiet=args.port == 0)
     if args.port == 0:
         print(url, flush=True)

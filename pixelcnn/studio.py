@@ -143,6 +143,14 @@ def given(net, source, drawing, image, tell=ignore, uploads=None):
         raise Refused(str(e), title="Cannot use that picture") from None
 
 
+def opened(image, uploads=None):
+    """The image the page sent, opened (an RGB PIL image) to check that it is one: Refused if not."""
+    try:
+        return convert.uploaded(image, "image", None if uploads is None else (uploads, EXAMPLES))
+    except ValueError as e:
+        raise Refused(str(e), title="Cannot use that picture") from None
+
+
 # ---------------------------------------------------------------- the page's controls
 
 def examples(dataset):
@@ -217,7 +225,7 @@ def next_pixel(probs, net):
 def sample(name, n, temperature, seed, klass=0, show_probs=False):
     """Yield (grid, next-pixel probabilities or None) as n samples (of class `klass`, for a
     class-conditional model) are drawn; the probabilities, if show_probs, are the first
-    image's at the pixel being drawn."""
+    image's at the pixel being drawn (none once the grid is finished)."""
     net = get_model(name)
     n = whole_number(n, 1, MAX_SAMPLES, "number of samples")
     seed = whole_number(seed, 0, MAX_SEED, "seed")
@@ -225,7 +233,8 @@ def sample(name, n, temperature, seed, klass=0, show_probs=False):
                                label=label_of(net, klass))
     with closing(frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))) as pictures:
         for pic, p in pictures:
-            yield pic, next_pixel(p.probs, net) if show_probs and p.probs is not None else None
+            drawing = show_probs and p.probs is not None and p.done < p.total  # once finished, no pixel is
+            yield pic, next_pixel(p.probs, net) if drawing else None
 
 
 def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore,

@@ -177,3 +177,20 @@ def test_controls_that_do_not_apply_are_hidden(page):
     expect(page.locator("#source")).to_be_hidden()  # one choice is none: colour models complete images
     expect(keep_drawn).to_be_hidden()
     expect(page.locator("#examples")).to_be_visible()
+
+
+def test_the_next_pixel_is_cleared_once_the_grid_is_finished(page, unpaced):
+    page.locator("#show-probs input").check()
+    page.locator("#start").click()
+    wait_finished(page, "samples")
+    expect(page.locator("#probs")).not_to_contain_text("ink")  # no pixel is being drawn
+    no_error(page)
+
+
+def test_a_file_that_is_no_image_is_refused_as_it_is_uploaded(page, tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
+    page.locator("#image input[type=file]").set_input_files(str(tmp_path / "notes.png"))
+    expect(page.locator("[data-testid=toast-body]")).to_contain_text("not an image")
+    expect(page.locator("#image img")).to_have_count(0)  # no broken picture left in its place
