@@ -21,7 +21,9 @@ os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 import argparse
 import asyncio
+import inspect
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +31,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import gradio as gr
+import numpy
 import torch
 from PIL import Image
 
@@ -59,6 +62,18 @@ MAX_THREADS = CROWD + 4
 # Every minute, the files the app wrote (every frame it streamed, the uploads) untouched for 10
 # minutes ($PIXELCNN_CACHE_SECONDS) are deleted, with the folders they leave empty: sweep()
 CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
+
+# The canvas's white background: Gradio's Sketchpad selects its brush when its background is
+# set, so a stroke draws at once (with none, it asks for a click on its brush icon first)
+PAPER = numpy.full((280, 280, 3), 255, numpy.uint8)
+
+# Gradio floats a picture's label and buttons over its top corners, where a grid's first rows
+# and the red square drawing them are: here they sit above it
+CSS = """
+.picture > label[data-testid=block-label] { position: static; }
+.picture > .image-container { position: static; }
+.picture > .image-container > .icon-button-wrapper { top: 0; right: 0; }
+"""
 
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
@@ -172,18 +187,130 @@ async def see_centre(name):
     return await last(studio.see, name)
 
 
-def choose_model(name):
-    """The controls for this model's images: rows, sources, examples, classes."""
+def seen(source):
+    """A handler: the picture the model is given from `source`, the drawing or the image (None
+    while there is none it can use)."""
+    def show(name, picture):
+        drawing, image = (picture, None) if source == DRAW else (None, picture)
+        return as_files(studio.seen(name, source, drawing, image, uploads=uploads()))
+    return show
+
+
+def checked(image):
+    """An uploaded image, or None (a toast saying why) where it is not one the app can read: no
+    broken picture left in its place."""
+    try:
+        studio.opened(image, uploads())
+    except studio.Refused as e:
+        gr.Warning(str(e), title=e.title)
+        return None
+    return gr.skip()
+
+
+def seen_both(name, drawing, image):
+    """The picture the model is given from the drawing, and from the image."""
+    return seen(DRAW)(name, drawing), seen(IMAGE)(name, image)
+
+
+def choose_model(name, source, keep_rows, klass):
+    """The controls for this model's images (rows, sources, examples, classes), what was chosen
+    kept where it still applies; and the last model's outputs, emptied."""
     with told():
         offer = studio.controls(name)
-    return (gr.Slider(maximum=offer.rows, value=offer.rows // 2),
-            gr.Radio(choices=offer.sources, value=offer.sources[0]),
-            gr.Gallery(value=offer.examples), gr.Dropdown(**offer.classes))
+    rows = studio.exact_whole(keep_rows)
+    rows = offer.rows // 2 if rows is None else min(max(rows, 0), offer.rows)
+    classes = {**offer.classes, "value": klass if klass in range(len(offer.classes["choices"])) else 0}
+    return (gr.Slider(maximum=offer.rows, value=rows),
+            gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0],
+                     visible=len(offer.sources) > 1),
+            gr.Gallery(value=offer.examples), gr.Dropdown(**classes), *OLD_OUTPUTS)
+
+
+OLD_OUTPUTS = (None, None, None, None, "")  # samples, next pixel, completions, heat map, text
 
 
 def pick_example(name, evt: gr.SelectData):
     with told():
         return studio.example(name, evt.index), IMAGE
+
+
+# ---------------------------------------------------------------- Stop
+
+# Stop ends a stream as if it had finished, so the picture drawn so far stays. (Gradio 6.31's
+# cancels= does not: /cancel sends the browser an empty last message which, when it arrives
+# before /cancel's own reply, its front end reads as data, fails on, and shows as a red "Error"
+# badge over an emptied output, 3 Stops in 10.) A stream started, by session and name, and
+# whether it is asked to stop:
+STOPS = {}
+
+
+class Run(asyncio.Event):
+    """A stream started, set to stop it; as it ends, its first `clear` outputs are emptied (0:
+    they keep the picture)."""
+    clear = 0
+
+
+def arm(name):
+    """A request, made before the stream `name` is queued, that makes it stoppable."""
+    async def ready(request: gr.Request):
+        STOPS[request.session_hash, name] = Run()
+    return ready
+
+
+def halt(name, clear=0):
+    """A request that ends this session's stream `name` now, or as it starts if still queued;
+    its `clear` outputs emptied as it ends (0: the picture stays)."""
+    async def stop(request: gr.Request):
+        if (request.session_hash, name) in STOPS:
+            STOPS[request.session_hash, name].clear = clear
+            STOPS[request.session_hash, name].set()
+    return stop
+
+
+def stoppable(handler, outputs):
+    """The stream `handler`, ended at once by halt(its name): the value it was computing is
+    dropped (cancelled, which stops its work on the engine) and the last one shown stays.
+    Takes the request (for its session) before `handler`'s arguments, so that its parameters,
+    and the API's, stay `handler`'s."""
+    async def run(request: gr.Request, *args):
+        key = (request.session_hash, handler.__name__)
+        stopped = STOPS.setdefault(key, Run())
+        stop, values = asyncio.ensure_future(stopped.wait()), handler(*args)
+        try:
+            if stopped.is_set():  # stopped while queued: nothing changes
+                yield as_outputs(stopped, outputs)
+                return
+            while True:
+                step = asyncio.ensure_future(anext(values))
+                try:
+                    await asyncio.wait([step, stop], return_when=asyncio.FIRST_COMPLETED)
+                finally:  # stopped, or this request cancelled (the tab closed): the step too
+                    step.cancel()
+                    await asyncio.wait([step])
+                if step.cancelled():
+                    if stopped.clear:
+                        yield as_outputs(stopped, outputs)
+                    return
+                try:
+                    value = step.result()
+                except StopAsyncIteration:
+                    return
+                yield value
+        finally:
+            stop.cancel()
+            await values.aclose()
+            if STOPS.get(key) is stopped:
+                del STOPS[key]
+
+    def as_outputs(stopped, outputs):  # where stopped: left as they are, or emptied
+        value = None if stopped.clear else gr.skip()
+        return (value,) * outputs if outputs > 1 else value
+
+    params = list(inspect.signature(handler).parameters.values())
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
+    run.__signature__ = inspect.Signature([request, *params])
+    run.__name__, run.__doc__ = handler.__name__, handler.__doc__
+    return run
 
 
 # ---------------------------------------------------------------- the page
@@ -228,33 +355,36 @@ def build_demo():
                     with gr.Column(scale=2):
                         samples = gr.Image(label="Samples (the red square is the pixel being drawn)",
                                            type="pil", format="png", interactive=False,
-                                           buttons=["download", "fullscreen"], elem_id="samples")
+                                           buttons=["download", "fullscreen"], elem_id="samples",
+                                           elem_classes="picture")
                         probs = gr.Label(label="Next pixel, first image", num_top_classes=12, visible=False,
                                          elem_id="probs")
             with gr.Tab("Complete", elem_id="complete-tab"):
                 with gr.Row():
                     with gr.Column(scale=2, min_width=300):
                         source = gr.Radio(start_with.sources, value=start_with.sources[0], label="Start from",
-                                          elem_id="source")
+                                          visible=len(start_with.sources) > 1, elem_id="source")
                         with gr.Column(visible=DRAW in start_with.sources) as draw_box:
                             drawing = gr.Sketchpad(
-                                type="numpy", image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
+                                {"background": PAPER, "layers": [], "composite": None}, type="numpy",
+                                image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
                                 brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
                                 layers=False, transforms=(), format="png", label="Draw (black on white)",
                                 elem_id="sketch")
+                            given_drawn = given_picture("given-drawn")
                         with gr.Column(visible=DRAW not in start_with.sources) as image_box:
                             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                              format="png", label="Image", height=240, elem_id="image")
                             gallery = gr.Gallery(start_with.examples,
                                                  label="Examples from the test set (click one)", columns=4,
-                                                 height=150, object_fit="contain", allow_preview=False,
-                                                 elem_id="examples")
+                                                 height=150, object_fit="contain", allow_preview=False, buttons=[],
+                                                 elem_id="examples", elem_classes="picture")
+                            given_image = given_picture("given-image")
                         keep_rows = gr.Slider(0, start_with.rows, value=start_with.rows // 2, step=1,
                                               label="Rows to keep (from the top)", elem_id="keep-rows")
                         keep_drawn = gr.Checkbox(False, label="Keep everything I drew",
-                                                 info="Keeps every row down to the last one with ink, "
-                                                      "the canvas standing for the middle of the image.",
-                                                 elem_id="keep-drawn")
+                                                 info="Keeps every row down to the last one with ink.",
+                                                 visible=DRAW in start_with.sources, elem_id="keep-drawn")
                         with gr.Accordion("Temperature and seed", open=False):
                             temp2 = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
                                               elem_id="temperature-complete")
@@ -267,11 +397,12 @@ def build_demo():
                     with gr.Column(scale=3):
                         completions = gr.Image(label="Completions (the kept part is tinted blue)",
                                                type="pil", format="png", interactive=False,
-                                               buttons=["download", "fullscreen"], elem_id="completions")
+                                               buttons=["download", "fullscreen"], elem_id="completions",
+                                               elem_classes="picture")
                         with gr.Row():
                             surprise = gr.Image(label="Bits per pixel of the whole picture", type="pil", format="png",
-                                                interactive=False, buttons=["download"], height=300,
-                                                elem_id="surprise")
+                                                interactive=False, buttons=["download"], height=340,
+                                                elem_id="surprise", elem_classes="picture")
                             likelihood = gr.Markdown(elem_id="likelihood")
             with gr.Tab("What the model sees", elem_id="see-tab") as see_tab:
                 gr.Markdown("Click a pixel of the picture: the maps show which pixels the model's prediction "
@@ -279,24 +410,28 @@ def build_demo():
                             "PixelCNN side by side.")
                 with gr.Row():
                     seen_image = gr.Image(label="Click a pixel", type="pil", format="png", interactive=False,
-                                          buttons=[], elem_id="see-image")
+                                          buttons=[], elem_id="see-image", elem_classes="picture")
                     seen_ref = gr.Image(label="PixelCNN", type="pil", format="png", interactive=False,
-                                        buttons=[], elem_id="see-pixelcnn")
+                                        buttons=[], elem_id="see-pixelcnn", elem_classes="picture")
                     seen_gated = gr.Image(label="Gated PixelCNN", type="pil", format="png", interactive=False,
-                                          buttons=[], elem_id="see-gated")
+                                          buttons=[], elem_id="see-gated", elem_classes="picture")
                 seen_text = gr.Markdown(elem_id="see-text")
 
         # CROWD requests at once share the engine, the rest wait in the queue. No event
         # preprocesses its inputs: studio checks each, and says which is wrong and why (where
         # Gradio's checks print a traceback to the log and do not name the field)
         busy = dict(concurrency_limit=CROWD, concurrency_id="sampler", preprocess=False)
-        run = start.click(sample, [model, n, temp, seed, klass, show_probs], [samples, probs], api_name="sample",
-                          **busy)
-        stop.click(None, None, None, cancels=[run], **private)
-        done = go.click(complete, [model, source, drawing, image, keep_rows, keep_drawn, temp2, seed2, klass],
-                        completions, api_name="complete", **busy)
-        stop2.click(None, None, None, cancels=[done], **private)
-        rate.click(score, [model, source, drawing, image, klass], [surprise, likelihood], api_name="score", **busy)
+        start.click(arm("sample"), **private).then(
+            stoppable(sample, 2), [model, n, temp, seed, klass, show_probs], [samples, probs], api_name="sample",
+            **busy)
+        stop.click(halt("sample"), **private)
+        shown = dict(fn=seen_both, inputs=[model, drawing, image], outputs=[given_drawn, given_image], **private)
+        go.click(**shown).then(arm("complete"), **private).then(
+            stoppable(complete, 1), [model, source, drawing, image, keep_rows, keep_drawn, temp2, seed2, klass],
+            completions, api_name="complete", **busy)
+        stop2.click(halt("complete"), **private)
+        rate.click(**shown).then(score, [model, source, drawing, image, klass], [surprise, likelihood],
+                                 api_name="score", **busy)
         # gradients through two models, on the engine: queued (so no POST runs them past it), one at a time
         looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see",
                        preprocess=False)
@@ -304,14 +439,33 @@ def build_demo():
         see_tab.select(see_centre, model, looks, **looking)
         seen_image.select(see_click, model, looks, **looking)
 
-        model.change(choose_model, model, [keep_rows, source, gallery, klass], **private)
+        # a new model: the old one's streams stop, their pictures and its verdict cleared
+        model.change(halt("sample", clear=2), **private)
+        model.change(halt("complete", clear=1), **private)
+        model.change(choose_model, [model, source, keep_rows, klass],
+                     [keep_rows, source, gallery, klass, samples, probs, completions, surprise, likelihood], **private)
+        # the picture the model is given, as it sees it, below the drawing and the image, as they are
+        # used, and as the image or the model changes. (Not as the drawing changes: a Sketchpad with a
+        # change listener sends its strokes apart, kept on the server for one preprocessing, which
+        # these events skip, so that they read an empty canvas)
+        image.change(seen(IMAGE), [model, image], given_image, **private)
+        # queued: a toast reaches the page through the queue only
+        image.upload(checked, image, image, api_visibility="private", show_progress="hidden", preprocess=False)
+        model.change(**shown)
         gallery.select(pick_example, model, [image, source], **private)
         # what only changes the page runs in the browser: no request
         show_probs.change(None, show_probs, probs, js=in_browser("[update({visible: on})]", "on"))
-        source.change(None, source, [draw_box, image_box], js=in_browser(
-            f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}})]", "s"))
+        source.change(None, [source, keep_drawn], [draw_box, image_box, keep_drawn, keep_rows], js=in_browser(
+            f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}}), "
+            f"update({{visible: s === '{DRAW}'}}), update({{interactive: s !== '{DRAW}' || !kept}})]", "s", "kept"))
         keep_drawn.change(None, keep_drawn, keep_rows, js=in_browser("[update({interactive: !on})]", "on"))
     return demo
+
+
+def given_picture(elem_id):
+    """Where the picture the model is given is shown, small."""
+    return gr.Image(label="What the model is given", type="filepath", interactive=False, buttons=[], height=200,
+                    elem_id=elem_id, elem_classes="picture")
 
 
 def in_browser(outputs, *inputs):
@@ -335,8 +489,8 @@ def serve(port=None, quiet=False):
     gr.set_static_paths([studio.EXAMPLES])  # served from examples/ as they are, never copied to the cache
     demo = build_demo().queue(**QUEUE)
     ENGINE.everywhere(studio.warm, offered()[1])  # on every worker: the first visitor waits for none
-    demo.launch(max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True, quiet=quiet,
-                **where)
+    demo.launch(css=CSS, max_file_size=convert.MAX_BYTES, max_threads=MAX_THREADS, prevent_thread_lock=True,
+                quiet=quiet, **where)
     threading.Thread(target=sweep_forever, args=(demo, uploads(), *CACHE_SWEEP), daemon=True).start()
     return demo, demo.local_url
 
@@ -382,6 +536,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     engine.tame_malloc()  # here; the engine's worker processes do the same
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    print("PixelCNN Studio: loading the default model and drawing one picture with it, then serving",
+          file=sys.stderr, flush=True)  # stdout's first line, with --port 0, is the URL alone
     demo, url = serve(args.port, quiet=args.port == 0)
     if args.port == 0:
         print(url, flush=True)

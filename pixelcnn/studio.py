@@ -127,9 +127,11 @@ def label_of(net, klass):
     return whole_number(klass, 0, classes - 1, "class") if classes else None
 
 
-def given(net, source, drawing, image, whole, tell=ignore, uploads=None):
+def given(net, source, drawing, image, tell=ignore, uploads=None):
     """The picture to complete or score as levels (C, H, W), from the drawing or the image; a
-    file only from the folder `uploads` or the examples (None: from anywhere)."""
+    file only from the folder `uploads` or the examples (None: from anywhere). A drawing stays
+    where and as large as it was drawn (the canvas is the image's central box, where a test
+    digit lies): what a person draws at the top is the top of what is completed and scored."""
     c, h, w = net.image_shape
     folders = None if uploads is None else (uploads, EXAMPLES)
     try:
@@ -137,11 +139,19 @@ def given(net, source, drawing, image, whole, tell=ignore, uploads=None):
             if c != 1:
                 raise ValueError("This model completes colour images: upload one or pick an example.")
             drawn = convert.uploaded(drawing, "drawing", folders)
-            return convert.drawing_to_levels(np.asarray(drawn), h, w, whole=whole)
+            return convert.drawing_to_levels(np.asarray(drawn), h, w, whole=False)
         img = convert.uploaded(image, "image", folders)
         if c == 1 and convert.is_colour(img):
             tell("info", "This model draws black and white: your colour image was turned into black and white.")
         return convert.image_to_levels(img, c, h, w, net.levels)
+    except ValueError as e:
+        raise Refused(str(e), title="Cannot use that picture") from None
+
+
+def opened(image, uploads=None):
+    """The image the page sent, opened (an RGB PIL image) to check that it is one: Refused if not."""
+    try:
+        return convert.uploaded(image, "image", None if uploads is None else (uploads, EXAMPLES))
     except ValueError as e:
         raise Refused(str(e), title="Cannot use that picture") from None
 
@@ -173,6 +183,17 @@ def example(name, index):
     """The path of the example picture `index` offered for the model `name`."""
     found = controls(name).examples
     return found[whole_number(index, 0, len(found) - 1, "example's number")]
+
+
+def seen(name, source, drawing, image, uploads=None):
+    """The picture the model `name` is given to complete or score, as the model sees it (at
+    SEE_SCALE), or None while there is none it can use (nothing drawn yet, say)."""
+    try:
+        net = get_model(name)
+        x = given(net, source, drawing, image, uploads=uploads)
+    except Refused:
+        return None
+    return images.grid(x[None], net.levels, scale=SEE_SCALE // 2)
 
 
 # ---------------------------------------------------------------- sampling and completing
@@ -232,7 +253,7 @@ def next_pixel(probs, net):
 def sample(name, n, temperature, seed, klass=0, show_probs=False):
     """Yield (grid, next-pixel probabilities or None) as n samples (of class `klass`, for a
     class-conditional model) are drawn; the probabilities, if show_probs, are the first
-    image's at the pixel being drawn."""
+    image's at the pixel being drawn (none once the grid is finished)."""
     net = get_model(name)
     n = whole_number(n, 1, MAX_SAMPLES, "number of samples")
     seed = whole_number(seed, 0, MAX_SEED, "seed")
@@ -240,20 +261,21 @@ def sample(name, n, temperature, seed, klass=0, show_probs=False):
                                label=label_of(net, klass))
     with closing(frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))) as pictures:
         for pic, p in pictures:
-            yield pic, next_pixel(p.probs, net) if show_probs and p.probs is not None else None
+            drawing = show_probs and p.probs is not None and p.done < p.total  # once finished, no pixel is
+            yield pic, next_pixel(p.probs, net) if drawing else None
 
 
 def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore,
              uploads=None):
-    """Keep the top `keep_rows` rows of the picture (keep_drawn: every row down to the last
-    one with ink) and yield COMPLETIONS completions of the rest side by side as they form,
-    the kept part tinted blue."""
+    """Keep the top `keep_rows` rows of the picture (keep_drawn, of a drawing: every row down
+    to the last one with ink) and yield COMPLETIONS completions of the rest side by side as
+    they form, the kept part tinted blue."""
     net = get_model(name)
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, MAX_SEED, "seed")
-    x = given(net, source, drawing, image, whole=not keep_drawn, tell=tell, uploads=uploads)
-    if keep_drawn:
+    x = given(net, source, drawing, image, tell=tell, uploads=uploads)
+    if keep_drawn and source == DRAW:
         rows = convert.last_ink_row(x) + 1
         if rows == 0:
             raise Refused("There is nothing drawn to keep.")
@@ -287,7 +309,7 @@ def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
     the range on test images, and the bits each pixel costs."""
     net = get_model(name)
     label = label_of(net, klass)
-    x = torch.from_numpy(given(net, source, drawing, image, whole=True, tell=tell, uploads=uploads)).long()[None]
+    x = torch.from_numpy(given(net, source, drawing, image, tell=tell, uploads=uploads)).long()[None]
     bits = analysis.surprise(net, x, label)[0]
     bpd = analysis.bits_per_dim(net, x, label).item()
     text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"

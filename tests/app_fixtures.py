@@ -22,6 +22,9 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "pixe
 
 TINY = ["--set", "filters=8", "layers=1", "--max-steps", "10", "--epochs", "1", "--batch-size", "32",
         "--train-limit", "320", "--test-limit", "64", "--threads", "1", "--samples", "0", "--device", "cpu"]
+CHROMIUM = "/usr/bin/chromium"  # Debian's; never `playwright install`
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAIRS = [("pixelcnn", "mnist"), ("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes"), ("pixelrcnn", "color_mnist"),
          ("gated", "mnist"), ("gated_cond", "mnist")]
 
@@ -62,6 +65,26 @@ def app_url(tiny_weights):
     demo.close()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium, through Playwright's sync API (the tests using it skip where either is missing)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """The app in a new desktop-sized tab (1280x1000), loaded."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(app_url)
+    page.locator("#start").wait_for()
+    yield page
+    page.close()
+
+
 @pytest.fixture
 def fresh_caches():
     """No model cached by one test (or by the app tests) is seen by another."""
@@ -100,7 +123,10 @@ def unpaced(monkeypatch):
 @pytest.fixture
 def sampler_spy(monkeypatch):
     """Watch every sampler the app starts: progress reports seen, and whether it ran to
-    its end or was closed (Stop, or the client going away)."""
+    its end or was closed (Stop, or the client going away). Each report comes 0.05 s after
+    the last, at the earliest: a tiny model would otherwise finish before a person can stop it."""
+    import time
+
     import pixelcnn.sampling
 
     real, state = pixelcnn.sampling.sample_stream, {"steps": 0, "closed": False, "finished": False}
@@ -108,6 +134,7 @@ def sampler_spy(monkeypatch):
     def spy(*args, **kwargs):
         try:
             for progress in real(*args, **kwargs):
+                time.sleep(0.05)
                 state["steps"] += 1
                 yield progress
             state["finished"] = True

@@ -118,7 +118,7 @@ def test_stopping_a_sample_stops_the_sampler_on_the_server(client, sampler_spy, 
 def test_complete_keeps_the_given_rows_exactly_and_fills_the_rest(client, tmp_path):
     frames, final = complete(client, draw=drawing(tmp_path / "seven.png"), keep_rows=14, seed=2)
     assert len(frames) >= 5  # streamed as the completions form
-    given = convert.drawing_to_levels(canvas(SEVEN), 28, 28)[0].astype(bool)
+    given = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)[0].astype(bool)
     got = cells(final, 4, 4, 28, 28)
     assert is_tinted(got[:, :14]).all() and not is_tinted(got[:, 14:]).any()  # the kept part is marked
     assert (is_ink(got[:, :14]) == given[None, :14]).all()  # kept exactly
@@ -222,7 +222,7 @@ def test_everything_kept_returns_the_picture_itself(client, tmp_path, unpaced):
     _, final = complete(client, draw=drawing(tmp_path / "seven.png"), keep_rows=28)
     got = cells(final, 4, 4, 28, 28)
     assert is_tinted(got).all()
-    given = convert.drawing_to_levels(canvas(SEVEN), 28, 28)[0].astype(bool)
+    given = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)[0].astype(bool)
     assert (is_ink(got) == given[None]).all()
 
 
@@ -271,7 +271,7 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path
 
     heat, text = client.predict("pixelcnn/mnist", "Draw", drawing(tmp_path / "seven.png"), None, api_name="/score")
     net = pixelcnn.load("pixelcnn", "mnist")
-    x = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=True)
+    x = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)
     bpd = analysis.bits_per_dim(net, __import__("torch").from_numpy(x).long()[None]).item()
     assert f"**{bpd:.3f} bits/dim**" in text
     assert "Test images:" in text and "percentile" in text  # the shared MNIST test set is readable

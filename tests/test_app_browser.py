@@ -9,33 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app_fixtures import CHROMIUM
 from helpers import REPO
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no browser at {CHROMIUM}")]
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, app_url):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(app_url)
-    page.locator("#start").wait_for()
-    yield page
-    page.close()
 
 
 def shot(page, name):
@@ -119,7 +100,6 @@ def test_stop_stops_drawing_here_and_on_the_server(page, sampler_spy):
 
 def test_draw_the_top_of_a_digit_and_complete_it(page):
     page.get_by_role("tab", name="Complete").click()
-    page.locator("#sketch button[aria-label=Brush]").click()
     box = page.locator("#sketch .pixi-target canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the 280x280 canvas is centred
 
@@ -223,7 +203,6 @@ def test_what_the_model_sees_follows_a_click(page):
 
 def test_how_likely_is_a_drawing(page):
     page.get_by_role("tab", name="Complete").click()
-    page.locator("#sketch button[aria-label=Brush]").click()
     box = page.locator("#sketch .pixi-target canvas").first.bounding_box()
     x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x0 - 60, y0 - 70)  # a 1: one stroke down the middle

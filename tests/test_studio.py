@@ -121,13 +121,38 @@ def test_complete_keeps_the_top_rows_and_samples_the_rest(tiny_models, tmp_path)
     frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 14, False, 1.0, 2,
                                   tell=lambda *a: said.append(a)))
     net = tiny_models("pixelcnn", "mnist")
-    x = torch.from_numpy(convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=True)).long()
+    x = torch.from_numpy(convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)).long()
     mask = torch.zeros(28, 28, dtype=torch.bool)
     mask[:14] = True
     done = net.sample(studio.COMPLETIONS, seed=2, prefix=x, prefix_mask=mask)
     expected = studio.picture(done, net.levels, studio.COMPLETIONS, known=mask, width=studio.COMPLETIONS_WIDTH)
     assert len(frames) > 5 and said == []
     assert np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
+
+
+def test_a_drawing_is_completed_and_scored_where_it_was_drawn(tiny_models, tmp_path):
+    """The top bar of a 7 stays at the top, as large as drawn (the canvas is the central box),
+    in what is completed, what is scored and what is shown as given: not centred like a digit."""
+    bar = drawing(tmp_path, [[(60, 30), (220, 30)]])
+    x = convert.drawing_to_levels(canvas([[(60, 30), (220, 30)]]), 28, 28, whole=False)
+    assert set(np.nonzero(x[0].any(axis=1))[0]) <= {4, 5, 6}  # the canvas's top rows: the box's
+    net = tiny_models("pixelcnn", "mnist")
+    _, text = studio.score("pixelcnn/mnist", studio.DRAW, bar, None)
+    assert f"**{analysis.bits_per_dim(net, torch.from_numpy(x).long()[None]).item():.3f} bits/dim**" in text
+    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, bar, None, 28, False, 1.0, 0))
+    assert np.array_equal(np.asarray(frames[-1].image()), np.asarray(studio.picture(
+        torch.from_numpy(x).long().expand(4, -1, -1, -1), 2, 4, known=torch.ones(28, 28, dtype=torch.bool),
+        width=studio.COMPLETIONS_WIDTH).image()))
+    shown = studio.seen("pixelcnn/mnist", studio.DRAW, bar, None)
+    assert np.array_equal(np.asarray(shown), np.asarray(images.grid(x[None], 2, scale=studio.SEE_SCALE // 2)))
+    assert studio.seen("pixelcnn/mnist", studio.DRAW, None, None) is None  # nothing drawn: nothing shown
+
+
+def test_keeping_everything_drawn_applies_to_drawings_only(tiny_models):
+    """With an image, the rows to keep are kept, whether or not "Keep everything I drew" is ticked."""
+    kept = [np.asarray(list(studio.complete("pixelcnn/shapes", studio.IMAGE, None, EXAMPLE, 5, keep_drawn, 1.0, 0))[-1])
+            for keep_drawn in (True, False)]
+    assert np.array_equal(*kept)
 
 
 def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, tmp_path):
