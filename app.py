@@ -536,8 +536,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     engine.tame_malloc()  # here; the engine's worker processes do the same
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    print("PixelCNN Studio: loading the default model and drawing one picture with it, then serving",
-          file=sys.stderr, flush=True)  # stdout's first line, with --port 0, is the URL alone
+    where = f"{ENGINE.workers} sampler {'processes' if ENGINE.processes else 'threads'}"
+    print(f"PixelCNN Studio: starting {where}, loading the default model in each and drawing one picture "
+          "with it, then serving", file=sys.stderr, flush=True)  # stdout's first line, with --port 0, is the URL
     demo, url = serve(args.port, quiet=args.port == 0)
     if args.port == 0:
         print(url, flush=True)
