@@ -98,7 +98,7 @@ def pick(rng, models, files, bad):
     picture = ["Draw", drawing, None] if "color" not in dataset and rng.random() < 0.5 else ["Image", None, example]
     good = {"sample": [name, rng.randint(1, 16), 1.0, rng.randrange(2**32), klass, False],
             "complete": [name, *picture, 10, False, 1.0, rng.randrange(2**32), klass],
-            "score": [name, *picture, klass], "model change": [name], "examples select": [name],
+            "score": [name, *picture, klass], "model change": [name, picture[0], 14, klass], "examples select": [name],
             "see-tab select": [name], "see-image select": [name]}
     event = {"examples select": {"index": rng.randrange(4), "value": None},
              "see-tab select": {"index": 2, "value": "What the model sees", "selected": True},
@@ -106,7 +106,7 @@ def pick(rng, models, files, bad):
     if not bad:
         return kind, kind, good[kind], event, {"served"}
     data, expect, route = list(good[kind]), {"refused"}, kind
-    if kind in ("model change", "see-tab select") or rng.random() < 0.25:  # these two take only the model
+    if kind in ("model change", "see-tab select") or rng.random() < 0.25:  # only the model is checked by these two
         how, data[0] = "unknown model", "gpt/mnist"
     elif kind == "sample":
         how = rng.choice(["seed -1", "seed 2**64", "NaN temperature"])  # (2.5 is no bad seed: Gradio rounds it)
@@ -253,6 +253,8 @@ def page(url):
     config = httpx.get(f"{url}config", timeout=60).json()
     elem = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
     deps = {f"{elem.get(t)} {event}": d for d in config["dependencies"] for t, event in d["targets"]}
+    # a new model runs several events (its streams stopped, what the model is given): the one that offers its controls
+    deps["model change"] = next(d for d in config["dependencies"] if d.get("api_name") == "choose_model")
     models = next(c["props"]["choices"] for c in config["components"] if c["props"].get("elem_id") == "model")
     return url.rstrip("/") + config["api_prefix"], deps, [value for _, value in models]
 
