@@ -90,7 +90,7 @@ def test_streamed_frames_are_deleted_with_their_folders(short_lived_cache, unpac
     monkeypatch.setattr(studio, "FRAMES", 6)
     with ThreadPoolExecutor(3) as pool:
         written = set().union(*pool.map(frames_of_a_sample, [short_lived_cache] * 3, range(3)))
-    assert len(written) >= 6 and all(p.is_relative_to(app.uploads()) for p in written)  # a viewer may skip some
+    assert len(written) >= 3 and all(p.is_relative_to(app.uploads()) for p in written)  # the last of each, at least
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(p.parent.exists() for p in written):
         time.sleep(0.5)
