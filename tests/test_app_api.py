@@ -276,7 +276,7 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path
     assert f"**{bpd:.3f} bits/dim**" in text
     assert "Test images:" in text and "percentile" in text  # the shared MNIST test set is readable
     img = np.asarray(Image.open(heat).convert("RGB")).astype(int)
-    assert img.shape == (28 * studio.SEE_SCALE, 28 * studio.SEE_SCALE, 3)
+    assert img.shape == (28 * 5, 2 * 28 * 5 + 8, 3)  # the picture, then its heat map
     assert (img[..., 2] < 200).any()  # some pixel is warm: yellow to red
 
 

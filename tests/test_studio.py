@@ -180,9 +180,10 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(tiny_models):
     net = tiny_models("pixelcnn", "shapes")
     x = torch.from_numpy(convert.image_to_levels(convert.open_image(EXAMPLE["path"]), 1, 20, 20, 2)).long()[None]
     assert f"**{analysis.bits_per_dim(net, x).item():.3f} bits/dim**" in text
-    q = evaluate.range_on_test_images(net)
+    q = studio.range_on_test_images("pixelcnn/shapes")  # as recorded beside the weights
     assert f"Test images: {q['5']:.3f} to {q['95']:.3f} bits/dim" in text and f"median {q['50']:.3f}" in text
-    assert heat.size == (20 * studio.SEE_SCALE, 20 * studio.SEE_SCALE)
+    assert heat.size == (2 * 20 * 5 + 8, 20 * 5)  # the picture, then its heat map
+    assert np.array_equal(np.asarray(heat)[:, :100], np.asarray(images.grid(x, 2, scale=5, pad=0)))
 
 
 def test_score_names_the_class_and_tells_of_a_colour_image_made_black_and_white(tiny_models, tmp_path):
