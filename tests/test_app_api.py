@@ -248,8 +248,13 @@ def test_python_app_py_on_port_0_serves_on_a_free_port_and_prints_its_url(tiny_w
 @pytest.mark.parametrize("model,expected", [
     ("pixelcnn/mnist", {"ink", "paper"}),
     ("pixelrcnn/color_shapes", {f"{c} = {k}" for c in "RGB" for k in range(4)})])
-def test_sample_can_show_the_next_pixel_probabilities(client, unpaced, model, expected):
-    _, probs = client.predict(model, 2, 1.0, 3, 0, True, api_name="/sample")
+def test_sample_can_show_the_next_pixel_probabilities(client, model, expected):
+    """While the grid is drawn; once it is finished, none (no pixel is being drawn)."""
+    job = client.submit(model, 2, 1.0, 3, 0, True, api_name="/sample")
+    job.result()
+    shown = [probs for _, probs in job.outputs()]
+    assert shown[-1] is None or "confidences" not in shown[-1]
+    probs = next(p for p in shown if p and "confidences" in p)
     got = {c["label"]: c["confidence"] for c in probs["confidences"]}
     assert set(got) == expected
     channels = 1 if len(expected) == 2 else 3

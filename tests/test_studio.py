@@ -163,9 +163,8 @@ def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, t
 
 
 def test_complete_refuses_pictures_it_cannot_use(tiny_models, tmp_path):
-    Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "plain.png")
-    plain = {"path": str(tmp_path / "plain.png")}
-    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.IMAGE, None, plain, 0, True, 1.0, 0)
+    faint = drawing(tmp_path, [[(140, 100), (141, 100)]])  # ink, too little to make a pixel
+    e = refusal(studio.complete, "pixelcnn/mnist", studio.DRAW, faint, None, 0, True, 1.0, 0)
     assert str(e) == "There is nothing drawn to keep."
     e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.DRAW, drawing(tmp_path), None, 5, False, 1.0, 0)
     assert e.title == "Cannot use that picture" and "colour images" in str(e)
