@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 import pixelcnn
 from pixelcnn import datasets, files, images, training, weights
+from pixelcnn.evaluate import RANGE_IMAGES, bits_range
 from pixelcnn.evaluate import nll as evaluate
 from pixelcnn.training import RunState, distributed, lr_at, train_step
 
@@ -279,14 +280,24 @@ def write_weights(s, state):
     files.write_facts(s.weights_file, facts)
 
 
+def record_range(s, best):
+    """The bits/dim range of the first test images under the best weights, in their facts: the
+    app compares a picture with it at once, instead of scoring them on its first request."""
+    x, y = (t[:RANGE_IMAGES] for t in s.test)
+    facts = files.read_facts(s.weights_file)
+    facts["test_bits_per_dim_percentiles"] = bits_range(best, x, y)
+    files.write_facts(s.weights_file, facts)
+
+
 def finish(s, state):
     """Rank 0, after the last step: the loss curve, a grid drawn by the best weights, the Hub."""
     args, out, name = s.args, s.weights_file.parent, s.weights_file.stem
     if state.history and not s.weights_file.exists():  # resumed a run that had finished elsewhere
         write_weights(s, state)
     images.plot_curve(state.history, state.steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
+    best = pixelcnn.load(args.model, args.dataset, out)  # on the CPU, as the app and the cached sampler run
+    record_range(s, best)
     if args.samples:
-        best = pixelcnn.load(args.model, args.dataset, out)  # the cached sampler runs on the CPU
         label = torch.arange(args.samples) % best.config.classes if best.config.classes else None
         x = best.sample(args.samples, seed=0, label=label)
         images.grid(x, best.levels, scale=4).save(out / f"{name}_samples.png")

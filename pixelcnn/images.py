@@ -43,6 +43,17 @@ def grid(x, levels, nrow=None, scale=4, pad=1, mark=None, known=None, mark_colou
     return Image.fromarray(out)
 
 
+def beside(*pictures, gap=8):
+    """PIL pictures side by side on white, `gap` pixels apart, aligned at the top."""
+    out = Image.new("RGB", (sum(p.width for p in pictures) + gap * (len(pictures) - 1),
+                            max(p.height for p in pictures)), (255, 255, 255))
+    x = 0
+    for p in pictures:
+        out.paste(p, (x, 0))
+        x += p.width + gap
+    return out
+
+
 def outline(out, i, j, scale, colour):
     """Outline pixel (i, j) of a picture `out` drawn at `scale`, in place."""
     box = out[i * scale: (i + 1) * scale, j * scale: (j + 1) * scale]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import pixelcnn
-from pixelcnn import analysis, convert, datasets, evaluate, images
+from pixelcnn import analysis, convert, datasets, evaluate, files, images, weights
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # test images as PNGs, beside the package
 FRAMES = 36  # pictures streamed while a whole image is drawn
@@ -300,13 +300,17 @@ def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, s
 
 @cache
 def range_on_test_images(name):
-    """evaluate.range_on_test_images of the model `name`, computed once for the life of the process."""
-    return evaluate.range_on_test_images(get_model(name))
+    """The bits/dim range of test images under the model `name`: as train.py (or evaluate
+    --update-facts) recorded it beside the weights, else computed (evaluate.range_on_test_images,
+    seconds), once for the life of the process."""
+    model, dataset = split(name)
+    recorded = files.read_facts(weights.weights_path(model, dataset)).get("test_bits_per_dim_percentiles")
+    return recorded or evaluate.range_on_test_images(get_model(name))
 
 
 def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
-    """(heat map, Markdown): how likely the model finds the whole picture, in bits/dim beside
-    the range on test images, and the bits each pixel costs."""
+    """(picture, Markdown): how likely the model finds the whole picture, in bits/dim beside the
+    range on test images; the picture as the model sees it beside the bits each pixel costs."""
     net = get_model(name)
     label = label_of(net, klass)
     x = torch.from_numpy(given(net, source, drawing, image, tell=tell, uploads=uploads)).long()[None]
@@ -321,8 +325,12 @@ def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
                      "The model finds your picture unusual: it costs more bits than 95% of them." if bpd > q["95"]
                      else "Your picture is as likely as a typical test image." if bpd >= q["5"]
                      else "Your picture is more likely than 95% of them: a simple, clean figure."))
-    heat = images.heatmap(bits.numpy(), scale=SEE_SCALE, base=images.to_rgb(x, net.levels)[0], from_white=True)
-    text += f"\n\nThe heat map: each pixel's bits, from white (none) to dark red at {bits.max().item():.1f} bits."
+    # the picture as the model sees it, beside the bits each of its pixels costs: every pixel costs
+    # some, so a heat map over the picture would hide it
+    heat = images.beside(images.grid(x, net.levels, scale=SEE_SCALE // 2, pad=0),
+                         images.heatmap(bits.numpy(), scale=SEE_SCALE // 2, from_white=True))
+    text += (f"\n\nLeft, your picture as the model sees it; right, the bits each of its pixels costs, from white "
+             f"(none) to dark red at {bits.max().item():.1f} bits.")
     return heat, text
 
 

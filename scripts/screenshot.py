@@ -1,7 +1,7 @@
 """Take the README's pictures of the app with the weights in weights/, in Chromium:
 docs/app.png (Sample), docs/complete.png (Complete), docs/class.png (a class-conditional
-model asked for a 3, with the next-pixel probabilities), docs/score.png (How likely is it?)
-and docs/see.png (What the model sees).
+model asked for a 3, with the next-pixel probabilities), docs/score.png (How likely is it?),
+docs/see.png (What the model sees), all 1280x1000, and docs/phone.png (Sample on a 390x844 phone).
 
     python scripts/screenshot.py        # needs Chromium at /usr/bin/chromium and playwright
 
@@ -39,7 +39,7 @@ def choose(page, elem_id, option):
 def main(out=ROOT / "docs" / "app.png", model="PixelCNN · MNIST", seed=1, example=3):
     with running_app() as (_, url), sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 765})
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(url)
         choose(page, "model", model)
         page.locator("#seed input").fill(str(seed))
@@ -77,6 +77,13 @@ def main(out=ROOT / "docs" / "app.png", model="PixelCNN · MNIST", seed=1, examp
         page.locator("#start").click()
         settle(page, "samples")
         page.screenshot(path=str(out.parent / "class.png"), full_page=True)
+        # a phone: the grid, scrolled to
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(url)
+        page.locator("#start").click()
+        settle(page, "samples")
+        page.locator("#samples").scroll_into_view_if_needed()
+        page.screenshot(path=str(out.parent / "phone.png"))
         browser.close()
     print("wrote", out)
 

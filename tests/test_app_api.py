@@ -249,9 +249,13 @@ def test_python_app_py_on_port_0_serves_on_a_free_port_and_prints_its_url(tiny_w
     ("pixelcnn/mnist", {"ink", "paper"}),
     ("pixelrcnn/color_shapes", {f"{c} = {k}" for c in "RGB" for k in range(4)})])
 def test_sample_can_show_the_next_pixel_probabilities(client, model, expected):
+    """While the grid is drawn; once it is finished, none (no pixel is being drawn)."""
     job = client.submit(model, 2, 1.0, 3, 0, True, api_name="/sample")
-    shown = [probs for _, probs in job if probs]  # while the grid forms (emptied once it is finished)
-    got = {c["label"]: c["confidence"] for c in shown[-1]["confidences"]}
+    job.result()
+    shown = [probs for _, probs in job.outputs()]
+    assert shown[-1] is None or "confidences" not in shown[-1]
+    probs = next(p for p in shown if p and "confidences" in p)
+    got = {c["label"]: c["confidence"] for c in probs["confidences"]}
     assert set(got) == expected
     channels = 1 if len(expected) == 2 else 3
     assert sum(got.values()) == pytest.approx(channels)  # a distribution for each channel
@@ -277,7 +281,7 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(client, tmp_path
     assert f"**{bpd:.3f} bits/dim**" in text
     assert "Test images:" in text and "percentile" in text  # the shared MNIST test set is readable
     img = np.asarray(Image.open(heat).convert("RGB")).astype(int)
-    assert img.shape == (28 * studio.SEE_SCALE, 28 * studio.SEE_SCALE, 3)
+    assert img.shape == (28 * 5, 2 * 28 * 5 + 8, 3)  # the picture, then its heat map
     assert (img[..., 2] < 200).any()  # some pixel is warm: yellow to red
 
 

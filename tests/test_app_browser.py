@@ -214,7 +214,7 @@ def test_how_likely_is_a_drawing(page):
     sync_api.expect(page.locator("#likelihood")).to_contain_text("Test images")
     final = wait_finished(page, "surprise")
     shot(page, "score.png")
-    assert picture(page, final).shape == (280, 280, 3)
+    assert picture(page, final).shape == (140, 288, 3)  # the picture, then its heat map
 
 
 def test_closing_the_tab_stops_the_sampler_on_the_server(browser, app_url, sampler_spy):

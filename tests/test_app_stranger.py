@@ -194,3 +194,32 @@ def test_a_file_that_is_no_image_is_refused_as_it_is_uploaded(page, tmp_path):
     page.locator("#image input[type=file]").set_input_files(str(tmp_path / "notes.png"))
     expect(page.locator("[data-testid=toast-body]")).to_contain_text("not an image")
     expect(page.locator("#image img")).to_have_count(0)  # no broken picture left in its place
+
+
+def test_how_likely_reads_the_test_range_recorded_at_training(page, fresh_caches, monkeypatch):
+    """The first "How likely is it?" does not score hundreds of test images first: train.py
+    recorded their range beside the weights."""
+    from pixelcnn import evaluate
+
+    scored = []
+    monkeypatch.setattr(evaluate, "bits_range", lambda *a, **k: scored.append(a) or {})
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
+    page.locator("#examples img").first.click()
+    page.locator("#score").click()
+    expect(page.locator("#likelihood")).to_contain_text("Test images:", timeout=30_000)
+    assert scored == []
+
+
+def test_how_likely_shows_the_picture_beside_its_heat_map(page):
+    """A colour picture is shown as it is, not washed out under the heat map."""
+    choose_model(page, "PixelRCNN · Colour shapes")
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#examples img").first.click()
+    page.locator("#image img").wait_for()
+    page.locator("#score").click()
+    img = picture(page, wait_finished(page, "surprise"))
+    given = picture(page, wait_finished(page, "given-image"))  # the picture the model is given, framed
+    frame = given.shape[0] // 22  # 20x20 in a 1-pixel border
+    assert np.array_equal(img[:, :img.shape[0]], given[frame:-frame, frame:-frame]), "the picture itself, first"
+    shot(page, "score_colour.png")

@@ -150,8 +150,8 @@ def test_a_drawing_is_completed_and_scored_where_it_was_drawn(tiny_models, tmp_p
 
 def test_keeping_everything_drawn_applies_to_drawings_only(tiny_models):
     """With an image, the rows to keep are kept, whether or not "Keep everything I drew" is ticked."""
-    kept = [np.asarray(list(studio.complete("pixelcnn/shapes", studio.IMAGE, None, EXAMPLE, 5, keep_drawn, 1.0, 0))[-1])
-            for keep_drawn in (True, False)]
+    kept = [np.asarray(list(studio.complete("pixelcnn/shapes", studio.IMAGE, None, EXAMPLE, 5, keep_drawn, 1.0,
+                                            0))[-1].image()) for keep_drawn in (True, False)]
     assert np.array_equal(*kept)
 
 
@@ -164,9 +164,8 @@ def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, t
 
 
 def test_complete_refuses_pictures_it_cannot_use(tiny_models, tmp_path):
-    Image.new("RGB", (40, 40), (200, 30, 30)).save(tmp_path / "plain.png")
-    plain = {"path": str(tmp_path / "plain.png")}
-    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.IMAGE, None, plain, 0, True, 1.0, 0)
+    faint = drawing(tmp_path, [[(140, 100), (141, 100)]])  # ink, too little to make a pixel
+    e = refusal(studio.complete, "pixelcnn/mnist", studio.DRAW, faint, None, 0, True, 1.0, 0)
     assert str(e) == "There is nothing drawn to keep."
     e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.DRAW, drawing(tmp_path), None, 5, False, 1.0, 0)
     assert e.title == "Cannot use that picture" and "colour images" in str(e)
@@ -181,9 +180,10 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(tiny_models):
     net = tiny_models("pixelcnn", "shapes")
     x = torch.from_numpy(convert.image_to_levels(convert.open_image(EXAMPLE["path"]), 1, 20, 20, 2)).long()[None]
     assert f"**{analysis.bits_per_dim(net, x).item():.3f} bits/dim**" in text
-    q = evaluate.range_on_test_images(net)
+    q = studio.range_on_test_images("pixelcnn/shapes")  # as recorded beside the weights
     assert f"Test images: {q['5']:.3f} to {q['95']:.3f} bits/dim" in text and f"median {q['50']:.3f}" in text
-    assert heat.size == (20 * studio.SEE_SCALE, 20 * studio.SEE_SCALE)
+    assert heat.size == (2 * 20 * 5 + 8, 20 * 5)  # the picture, then its heat map
+    assert np.array_equal(np.asarray(heat)[:, :100], np.asarray(images.grid(x, 2, scale=5, pad=0)))
 
 
 def test_score_names_the_class_and_tells_of_a_colour_image_made_black_and_white(tiny_models, tmp_path):
