@@ -156,7 +156,7 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
     known = np.zeros((n, H, W), bool) if mask is None else mask
     with model.evaluating(), one_blas_thread():
         stepper = stepper_class(model, cached)(model, x, start, label)
-        run = getattr(stepper, "run", None) if kernels.AVAILABLE else None
+        run = getattr(stepper, "run", None) if kernels.AVAILABLE and n < kernels.BATCH else None
         run = run or partial(pixels, stepper, model.ar)
         probs, drawn = np.empty((n, model.levels, C)), False  # the last pixel's, if drawn
         for first, end in _runs(start, H, W, every):
