@@ -39,6 +39,11 @@ except ImportError:  # the pure NumPy steppers
 BATCH = 8
 
 
+def used(n):
+    """Whether the cached steppers run compiled for a batch of n images."""
+    return AVAILABLE and n < BATCH
+
+
 def spans(colours, groups):
     """(groups, 3) ints: for each channel group g drawn in turn, the outputs of colour g as
     range(lo, hi, step) (a block, or every C-th for logits laid out (K, C)); one group: all."""
