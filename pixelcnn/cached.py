@@ -54,9 +54,11 @@ class _Buffered:
     def skip(self, i, j):  # a known pixel, once written: the buffers past the input still need its values
         self.logits(i, j)
 
+    compiled = False  # whether `run` is there: kernels.used(n), and then the state for it is built
+
     def run(self, i, j0, j1, u, mask, temperature, probs):
         """Pixels (i, j0) .. (i, j1 - 1) drawn by the compiled kernel (the raster loop's
-        `sampling.pixels`, in one call); whether the last was drawn. Only with kernels.AVAILABLE."""
+        `sampling.pixels`, in one call); whether the last was drawn. Only if self.compiled."""
         one_hot = 0 if self.one_hot is None else self.levels
         return self.kernel(self.x, u, mask, temperature, probs, i, j0, j1, one_hot, self.scale, self.ar, self.state)
 
@@ -95,11 +97,11 @@ class ConvStepper(_Buffered):
             seen = _forward_seeing(model, x, label, [u.conv for u in units])
             for u, buf, (args, _) in zip(units, self.bufs, seen):
                 _fill(buf, args[0], start, u.p)
-        if kernels.AVAILABLE:
+        if kernels.used(n):
             G, last = self.C if self.ar else 1, len(units) - 1
             spans = np.stack([kernels.spans(colour_groups(u.cout, self.C, k == last), G) for k, u in enumerate(units)])
             ints = lambda vs: np.array(vs, np.int64)  # noqa: E731
-            self.kernel = kernels.conv_run
+            self.kernel, self.compiled = kernels.conv_run, True
             self.state = (kernels.List(self.bufs), ints([u.p for u in units]), ints([u.width for u in units]),
                           kernels.List([u.w_left for u in units]), kernels.List(self.vert),
                           ints([-1 if u.residual is None else u.residual for u in units]),
@@ -206,11 +208,11 @@ class GatedStepper(_Buffered):
                     _fill(self.vbuf[i], v, start, p)
                 if cols:  # the row buffer holds only the current row
                     self.hbuf[i][:, p:p + cols] = h[:, :, rows, :cols].permute(0, 2, 1).numpy()
-        if kernels.AVAILABLE:
+        if kernels.used(n):
             (w1, b1), (w2, b2) = self.head
             C, G = self.C, self.C if self.ar else 1
             lists = lambda name: kernels.List([getattr(u, name) for u in self.layers])  # noqa: E731
-            self.kernel = kernels.gated_run
+            self.kernel, self.compiled = kernels.gated_run, True
             self.state = (self.xbuf, p, kernels.List([h[:, None] for h in self.hbuf]), kernels.List(self.vh),
                           np.array([u.width for u in self.layers], np.int64), lists("wh"), lists("bh"),
                           lists("wout"), lists("bout"), w1, b1, w2, b2, kernels.spans(colour_groups(f, C), G),

@@ -16,7 +16,9 @@ flat in the inner loops (a NumPy view made there, w[r], costs more than the arit
 unsigned (a signed index is checked for wraparound, which keeps the loop from vectorizing).
 
 `AVAILABLE` is False where numba is not installed (or $PIXELCNN_PURE is set): the cached
-steppers then run their pure NumPy path.
+steppers then run their pure NumPy path. They do from a batch of `BATCH` images on, too:
+there, NumPy's per-call overhead is shared by the batch, and its BLAS matmuls outrun
+these loops (measured in docs/speed.md).
 """
 import os
 
@@ -33,6 +35,13 @@ except ImportError:  # the pure NumPy steppers
 
     def njit(*args, **kwargs):
         return lambda f: f
+
+BATCH = 8
+
+
+def used(n):
+    """Whether the cached steppers run compiled for a batch of n images."""
+    return AVAILABLE and n < BATCH
 
 
 def spans(colours, groups):

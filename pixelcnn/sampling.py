@@ -22,7 +22,6 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import torch
 
-from . import kernels
 from .cached import one_blas_thread, stepper_for
 
 
@@ -103,10 +102,10 @@ class Stepper(Protocol):
     raster order and in runs within a row (`pixels`), calling `start_row` at the first pixel
     it visits in a row. For a pixel known in every image it calls `write`, then `skip`;
     else `logits` (once per channel group drawn: all channels, or R, G, B in turn), each
-    followed by `write`. A stepper with a `run` method (pixelcnn/kernels.py's compiled
-    steppers, when kernels.AVAILABLE) does a whole run in one call instead, as `pixels`
-    does. Any stepper that computes the same logits draws the same images for the same
-    seed (see `draw`); the tests hold every stepper to the reference.
+    followed by `write`. A stepper whose `compiled` is true (pixelcnn/kernels.py) does a
+    whole run in one call of its `run` method instead, as `pixels` does. Any stepper that
+    computes the same logits draws the same images for the same seed (see `draw`); the
+    tests hold every stepper to the reference.
     """
 
     def start_row(self, i):
@@ -156,8 +155,7 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
     known = np.zeros((n, H, W), bool) if mask is None else mask
     with model.evaluating(), one_blas_thread():
         stepper = stepper_class(model, cached)(model, x, start, label)
-        run = getattr(stepper, "run", None) if kernels.AVAILABLE else None
-        run = run or partial(pixels, stepper, model.ar)
+        run = stepper.run if getattr(stepper, "compiled", False) else partial(pixels, stepper, model.ar)
         probs, drawn = np.empty((n, model.levels, C)), False  # the last pixel's, if drawn
         for first, end in _runs(start, H, W, every):
             i, j = divmod(first, W)
