@@ -63,34 +63,33 @@ def spans(colours, groups):
 def _window_times(buf, b, r, j, width, w, acc, lo, hi, step):
     """acc[o] += the window buf[b, r, j:j + width] (flattened, channels last) times w[:, o],
     for o in range(lo, hi, step); zeros (one-hot inputs, ReLU outputs) are skipped."""
-    cin, ulo, uhi = buf.shape[3], np.uint64(lo), np.uint64(hi)
+    cin = buf.shape[3]
     for t in range(width):
         for c in range(cin):
             s = buf[b, r, j + t, c]
             if s != 0:
-                row = np.uint64(t * cin + c)
-                if step == 1:  # unsigned indices, which need no wraparound: the loop vectorizes
-                    for o in range(ulo, uhi):
-                        acc[o] += s * w[row, o]
-                else:
-                    for o in range(lo, hi, step):
-                        acc[o] += s * w[row, o]
+                _add_row(s, w, t * cin + c, acc, lo, hi, step)
 
 
 @njit(cache=True)
 def _vec_times(v, w, acc, lo, hi, step, relu):
     """acc[o] += v (or relu(v)) times w[:, o], for o in range(lo, hi, step)."""
-    ulo, uhi = np.uint64(lo), np.uint64(hi)
     for t in range(v.shape[0]):
         s = v[t]
         if s != 0 and not (relu and s < 0):
-            if step == 1:
-                row = np.uint64(t)
-                for o in range(ulo, uhi):
-                    acc[o] += s * w[row, o]
-            else:
-                for o in range(lo, hi, step):
-                    acc[o] += s * w[t, o]
+            _add_row(s, w, t, acc, lo, hi, step)
+
+
+@njit(cache=True, inline="always")
+def _add_row(s, w, row, acc, lo, hi, step):
+    """acc[o] += s * w[row, o], for o in range(lo, hi, step)."""
+    if step == 1:  # unsigned indices, which need no wraparound: the loop vectorizes
+        urow = np.uint64(row)
+        for o in range(np.uint64(lo), np.uint64(hi)):
+            acc[o] += s * w[urow, o]
+    else:
+        for o in range(lo, hi, step):
+            acc[o] += s * w[row, o]
 
 
 @njit(cache=True)
