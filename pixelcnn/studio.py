@@ -205,7 +205,7 @@ class Grid:
 
     def __init__(self, x, levels, nrow, mark=None, known=None, width=WIDTH):
         self.x = torch.as_tensor(x).cpu().numpy().astype(np.uint8 if levels <= 256 else np.int64)  # a copy
-        self.known = None if known is None else np.array(known, bool)
+        self.known = None if known is None else torch.as_tensor(known).bool().cpu().numpy().copy()
         self.levels, self.nrow, self.mark, self.width = levels, nrow, mark, width
 
     def image(self):
