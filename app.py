@@ -133,9 +133,9 @@ async def computed(f, *args, keep=KEPT, **kwargs):
 
 
 def as_files(value):
-    """`value` (a picture or Grid, or a tuple holding some) with each picture drawn and written to a PNG file of
-    its own in Gradio's folder, under a name no other request uses, in one step, and given as
-    its path. (Gradio writes a picture to a file named by its contents, in place: two requests
+    """`value` (a picture or Grid, or a tuple holding some) with each picture drawn and written
+    to a PNG file of its own in Gradio's folder, under a name no other request uses, in one
+    step, and given as its path. (Gradio writes a picture to a file named by its contents, in place: two requests
     showing the same picture at once, the first frames of two samples, say, could read a
     half-written file. And a quick compression here costs half of Gradio's.)"""
     if isinstance(value, tuple):

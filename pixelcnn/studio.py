@@ -127,12 +127,13 @@ def label_of(net, klass):
     return whole_number(klass, 0, classes - 1, "class") if classes else None
 
 
-def given(net, source, drawing, image, tell=ignore, uploads=None):
-    """The picture to complete or score as levels (C, H, W), from the drawing or the image; a
-    file only from the folder `uploads` or the examples (None: from anywhere). A drawing stays
-    where and as large as it was drawn (the canvas is the image's central box, where a test
-    digit lies): what a person draws at the top is the top of what is completed and scored."""
-    c, h, w = net.image_shape
+def given(dataset, source, drawing, image, tell=ignore, uploads=None):
+    """The picture to complete or score as levels (C, H, W) of `dataset`'s images, from the
+    drawing or the image; a file only from the folder `uploads` or the examples (None: from
+    anywhere). A drawing stays where and as large as it was drawn (the canvas is the image's
+    central box, where a test digit lies): what a person draws at the top is the top of what
+    is completed and scored."""
+    c, h, w, levels = datasets.shape_of(dataset)
     folders = None if uploads is None else (uploads, EXAMPLES)
     try:
         if source == DRAW:
@@ -143,7 +144,7 @@ def given(net, source, drawing, image, tell=ignore, uploads=None):
         img = convert.uploaded(image, "image", folders)
         if c == 1 and convert.is_colour(img):
             tell("info", "This model draws black and white: your colour image was turned into black and white.")
-        return convert.image_to_levels(img, c, h, w, net.levels)
+        return convert.image_to_levels(img, c, h, w, levels)
     except ValueError as e:
         raise Refused(str(e), title="Cannot use that picture") from None
 
@@ -188,12 +189,12 @@ def example(name, index):
 def seen(name, source, drawing, image, uploads=None):
     """The picture the model `name` is given to complete or score, as the model sees it (at
     SEE_SCALE), or None while there is none it can use (nothing drawn yet, say)."""
-    try:
-        net = get_model(name)
-        x = given(net, source, drawing, image, uploads=uploads)
+    try:  # the dataset's shape, not the model: nothing loaded in the server for a preview
+        dataset = split(name)[1]
+        x = given(dataset, source, drawing, image, uploads=uploads)
     except Refused:
         return None
-    return images.grid(x[None], net.levels, scale=SEE_SCALE // 2)
+    return images.grid(x[None], datasets.shape_of(dataset)[3], scale=SEE_SCALE // 2)
 
 
 # ---------------------------------------------------------------- sampling and completing
@@ -274,7 +275,7 @@ def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, s
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, MAX_SEED, "seed")
-    x = given(net, source, drawing, image, tell=tell, uploads=uploads)
+    x = given(net.config.dataset, source, drawing, image, tell=tell, uploads=uploads)
     if keep_drawn and source == DRAW:
         rows = convert.last_ink_row(x) + 1
         if rows == 0:
@@ -313,7 +314,7 @@ def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
     range on test images; the picture as the model sees it beside the bits each pixel costs."""
     net = get_model(name)
     label = label_of(net, klass)
-    x = torch.from_numpy(given(net, source, drawing, image, tell=tell, uploads=uploads)).long()[None]
+    x = torch.from_numpy(given(net.config.dataset, source, drawing, image, tell=tell, uploads=uploads)).long()[None]
     bits = analysis.surprise(net, x, label)[0]
     bpd = analysis.bits_per_dim(net, x, label).item()
     text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"
