@@ -297,6 +297,18 @@ def test_bf16_by_default_only_where_the_device_computes_it_natively(forced, devi
     assert training.use_bf16(forced, device, cpu_bf16) is expected
 
 
+@pytest.mark.parametrize("flags, native", [
+    ("fpu sse2 avx2 avx512f avx512bw avx512vl avx512_vnni", False),  # AVX-512 alone: oneDNN converts, slowly
+    ("fpu avx2 avx512f avx512bw avx512_bf16 avx512_vnni", True),
+    ("fpu avx2 avx512f amx_bf16 amx_tile", True),
+    ("fpu sse2 avx2", False),
+])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: some cpu\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert training.cpu_has_bf16(info) is native
+
+
 @pytest.mark.parametrize("flags", [[], ["--bf16"], ["--no-bf16"]])
 def test_the_progress_line_names_the_precision(tmp_path, capsys, flags):
     run_train([*SHAPES, "--max-steps", "1", "--samples", "0", *flags], tmp_path / "w", tmp_path / "ck")
