@@ -22,6 +22,7 @@ os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 import argparse
 import asyncio
 import inspect
+import re
 import socket
 import sys
 import threading
@@ -73,6 +74,15 @@ CSS = """
 .picture > label[data-testid=block-label] { position: static; }
 .picture > .image-container { position: static; }
 .picture > .image-container > .icon-button-wrapper { top: 0; right: 0; }
+#probs > label.block-label { position: static; }
+.next-pixel p { margin: 0 0 6px; }
+.next-pixel .swatch { display: inline-block; width: 1.2em; height: 1.2em; border: 1px solid #888;
+                      vertical-align: middle; }
+.next-pixel .channel { display: flex; align-items: center; gap: 6px; margin: 8px 0; }
+.next-pixel .name { width: 8em; font-size: 0.85em; }
+.next-pixel .level { display: flex; flex-direction: column; align-items: center; width: 3em; font-size: 0.8em; }
+.next-pixel .bar { display: flex; align-items: flex-end; width: 100%; height: 48px; }
+.next-pixel .bar > div { width: 100%; border: 1px solid #888; box-sizing: border-box; }
 """
 
 INTRO = """# PixelCNN Studio
@@ -81,16 +91,6 @@ pixels above it and to its left. **Sample** watches it draw from nothing; **Comp
 the top of a picture (drawn by you, uploaded, or an example) and lets it finish it four ways, or
 says how likely the model finds your picture; **What the model sees** shows which pixels each
 prediction depends on."""
-MODEL_NAMES = {"pixelcnn": "PixelCNN", "pixelrcnn": "PixelRCNN", "pixelrcnn_ar": "PixelRCNN, R→G→B",
-               "gated": "Gated PixelCNN", "gated_cond": "Gated PixelCNN, class-conditional"}
-DATASET_NAMES = {"mnist": "MNIST", "shapes": "Shapes", "color_mnist": "Colour MNIST", "color_shapes": "Colour shapes"}
-
-
-def display_name(name):
-    model, _, dataset = name.partition("/")
-    return f"{MODEL_NAMES.get(model, model)} · {DATASET_NAMES.get(dataset, dataset)}"
-
-
 @contextmanager
 def told():
     """The package's refusals of bad input as a message on the page, not a server error."""
@@ -117,29 +117,30 @@ def uploads():
 
 # ---------------------------------------------------------------- handlers: one call each
 
-async def computed(f, *args, keep=KEPT, **kwargs):
+async def computed(f, *args, keep=KEPT, named="picture", **kwargs):
     """The values of studio's generator f(*args, **kwargs), computed on the engine beside every
-    other request's, as the page shows them: at most one every FRAME_SECONDS, and the last. Its
-    asides (tell=True: f is given a `tell`) become toasts here, where Gradio knows the request;
-    its refusals, messages. Leaving early (Stop, a closed tab) stops it."""
+    other request's, as the page shows them: at most one every FRAME_SECONDS, and the last, their
+    pictures as files `named` (what a download is called). Its asides (tell=True: f is given a
+    `tell`) become toasts here, where Gradio knows the request; its refusals, messages. Leaving
+    early (Stop, a closed tab) stops it."""
     job = ENGINE.submit(f, *args, keep=keep, **kwargs)
     with told():
         async for value in ENGINE.shown(job, studio.FRAME_SECONDS):
             while job.said:
                 tell(*job.said.pop(0))
-            yield await asyncio.to_thread(as_files, value)
+            yield await asyncio.to_thread(as_files, value, named)
     while job.said:
         tell(*job.said.pop(0))
 
 
-def as_files(value):
+def as_files(value, named="picture"):
     """`value` (a picture or Grid, or a tuple holding some) with each picture drawn and written
-    to a PNG file of its own in Gradio's folder, under a name no other request uses, in one
+    to a PNG file `named` of its own in Gradio's folder, in a folder no other request uses, in one
     step, and given as its path. (Gradio writes a picture to a file named by its contents, in place: two requests
     showing the same picture at once, the first frames of two samples, say, could read a
     half-written file. And a quick compression here costs half of Gradio's.)"""
     if isinstance(value, tuple):
-        return tuple(as_files(v) for v in value)
+        return tuple(as_files(v, named) for v in value)
     if isinstance(value, studio.Grid):
         value = value.image()
     if not isinstance(value, Image.Image):
@@ -147,7 +148,15 @@ def as_files(value):
     folder = Path(uploads()) / uuid.uuid4().hex
     folder.mkdir(parents=True)
     value.save(folder / ".picture.png", format="png", compress_level=1)
-    return str((folder / ".picture.png").replace(folder / "picture.png"))
+    return str((folder / ".picture.png").replace(folder / f"{named}.png"))
+
+
+def file_name(model, what, seed=None):
+    """What a picture downloads as: pixelcnn-mnist-samples-seed-3, say (the seed where it is a
+    whole number)."""
+    seed = studio.exact_whole(seed)
+    name = f"{model}-{what}" + ("" if seed is None else f"-seed-{seed}")
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:100]
 
 
 async def last(f, *args, **kwargs):
@@ -160,7 +169,8 @@ async def sample(model: str, n: float, temperature: float, seed: float, klass: f
     """Stream a grid of n samples as it fills in, pixel by pixel (all of class `klass` for a
     class-conditional model), and, if show_probs, what the model expected at the pixel
     being drawn in the first image."""
-    async for out in computed(studio.sample, model, n, temperature, seed, klass, show_probs):
+    async for out in computed(studio.sample, model, n, temperature, seed, klass, show_probs,
+                              named=file_name(model, "samples", seed)):
         yield out
 
 
@@ -169,22 +179,28 @@ async def complete(model: str, source: str, drawing: dict | None, image: dict | 
     """Keep the top rows of the picture (or every row down to the last one with ink) and
     stream four completions of the rest, side by side, the kept part tinted blue."""
     async for pic in computed(studio.complete, model, source, drawing, image, keep_rows, keep_drawn, temperature,
-                              seed, klass, tell=True, uploads=uploads()):
+                              seed, klass, tell=True, uploads=uploads(), named=file_name(model, "completions", seed)):
         yield pic
 
 
 async def score(model: str, source: str, drawing: dict | None, image: dict | None, klass: float = 0):
     """How likely the model finds the whole picture: bits/dim beside the range on test
     images, and a heat map of the bits each pixel costs."""
-    return await last(studio.score, model, source, drawing, image, klass, tell=True, uploads=uploads())
+    return await last(studio.score, model, source, drawing, image, klass, tell=True, uploads=uploads(),
+                      named=file_name(model, "bits-per-pixel"))
 
 
 async def see_click(name, evt: gr.SelectData):
-    return await last(studio.see_at, name, evt.index)
+    return titled(*await last(studio.see_at, name, evt.index))
 
 
 async def see_centre(name):
-    return await last(studio.see, name)
+    return titled(*await last(studio.see, name))
+
+
+def titled(source, left, right, text, titles):
+    """What the model sees, each map under the name of its model."""
+    return source, *(gr.Image(value=v, label=t) for v, t in zip((left, right), titles)), text
 
 
 def seen(source):
@@ -214,16 +230,16 @@ def seen_both(name, drawing, image):
 
 def choose_model(name, source, keep_rows, klass):
     """The controls for this model's images (rows, sources, examples, classes), what was chosen
-    kept where it still applies; and the last model's outputs, emptied."""
+    kept where it still applies; a line about it; and the last model's outputs, emptied."""
     with told():
-        offer = studio.controls(name)
+        offer, line = studio.controls(name), studio.about(name)
     rows = studio.exact_whole(keep_rows)
     rows = offer.rows // 2 if rows is None else min(max(rows, 0), offer.rows)
     classes = {**offer.classes, "value": klass if klass in range(len(offer.classes["choices"])) else 0}
     return (gr.Slider(maximum=offer.rows, value=rows),
             gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0],
                      visible=len(offer.sources) > 1),
-            gr.Gallery(value=offer.examples), gr.Dropdown(**classes), *OLD_OUTPUTS)
+            gr.Gallery(value=offer.examples), gr.Dropdown(**classes), line, *OLD_OUTPUTS)
 
 
 OLD_OUTPUTS = (None, None, None, None, "")  # samples, next pixel, completions, heat map, text
@@ -333,10 +349,13 @@ def build_demo():
             gr.Markdown("**No trained weights found** in weights/ (or `$PIXELCNN_WEIGHTS`), and no Hub repo "
                         "(`$PIXELCNN_HUB_REPO`) holding any. Train a model with `python train.py`.")
         with gr.Row():
-            model = gr.Dropdown([(display_name(n), n) for n in names], value=default, label="Model",
-                                elem_id="model", interactive=True, scale=3)
+            model = gr.Dropdown(studio.ranked(names), value=default, label="Model", elem_id="model",
+                                interactive=True, scale=3,
+                                info="By dataset, the best first (the fewest nats per test image). The reference "
+                                     "design is the original one; the improved ones came after.")
             klass = gr.Dropdown(label="Class (draw me a…)", elem_id="class", interactive=True, scale=1,
                                 **start_with.classes)
+        about = gr.Markdown(studio.about(default), elem_id="about")
         with gr.Tabs():
             with gr.Tab("Sample", elem_id="sample-tab"):
                 with gr.Row():
@@ -357,8 +376,8 @@ def build_demo():
                                            type="pil", format="png", interactive=False,
                                            buttons=["download", "fullscreen"], elem_id="samples",
                                            elem_classes="picture")
-                        probs = gr.Label(label="Next pixel, first image", num_top_classes=12, visible=False,
-                                         elem_id="probs")
+                        probs = gr.HTML(label="Next pixel, first image", show_label=True, container=True,
+                                        visible=False, elem_id="probs")
             with gr.Tab("Complete", elem_id="complete-tab"):
                 with gr.Row():
                     with gr.Column(scale=2, min_width=300):
@@ -405,9 +424,9 @@ def build_demo():
                                                 elem_id="surprise", elem_classes="picture")
                             likelihood = gr.Markdown(elem_id="likelihood")
             with gr.Tab("What the model sees", elem_id="see-tab") as see_tab:
-                gr.Markdown("Click a pixel of the picture: the maps show which pixels the model's prediction "
-                            "for it depends on (non-zero gradient), for the original PixelCNN and for Gated "
-                            "PixelCNN side by side.")
+                gr.Markdown("Click a pixel of the picture: the maps show which pixels a prediction for it "
+                            "depends on (non-zero gradient), the model picked's beside a model of the other "
+                            "kind: one with a blind spot (PixelCNN, PixelRCNN) and Gated PixelCNN, which has none.")
                 with gr.Row():
                     seen_image = gr.Image(label="Click a pixel", type="pil", format="png", interactive=False,
                                           buttons=[], elem_id="see-image", elem_classes="picture")
@@ -443,7 +462,8 @@ def build_demo():
         model.change(halt("sample", clear=2), **private)
         model.change(halt("complete", clear=1), **private)
         model.change(choose_model, [model, source, keep_rows, klass],
-                     [keep_rows, source, gallery, klass, samples, probs, completions, surprise, likelihood], **private)
+                     [keep_rows, source, gallery, klass, about, samples, probs, completions, surprise, likelihood],
+                     **private)
         # the picture the model is given, as it sees it, below the drawing and the image, as they are
         # used, and as the image or the model changes. (Not as the drawing changes: a Sketchpad with a
         # change listener sends its strokes apart, kept on the server for one preprocessing, which
@@ -454,6 +474,8 @@ def build_demo():
         model.change(**shown)
         gallery.select(pick_example, model, [image, source], **private)
         # what only changes the page runs in the browser: no request
+        for button, output in ((start, samples), (go, completions), (rate, surprise)):
+            button.click(None, js=into_view(output.elem_id))
         show_probs.change(None, show_probs, probs, js=in_browser("[update({visible: on})]", "on"))
         source.change(None, [source, keep_drawn], [draw_box, image_box, keep_drawn, keep_rows], js=in_browser(
             f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}}), "
@@ -466,6 +488,15 @@ def given_picture(elem_id):
     """Where the picture the model is given is shown, small."""
     return gr.Image(label="What the model is given", type="filepath", interactive=False, buttons=[], height=200,
                     elem_id=elem_id, elem_classes="picture")
+
+
+def into_view(elem_id):
+    """JavaScript that scrolls the output `elem_id` into view where it is out of it (on a phone,
+    below the controls)."""
+    return (f"() => {{ const out = document.getElementById('{elem_id}'); "
+            "const box = out && out.getBoundingClientRect(); "
+            "if (box && (box.top > 0.75 * window.innerHeight || box.bottom < 0)) "
+            "out.scrollIntoView({behavior: 'smooth', block: 'start'}); return []; }")
 
 
 def in_browser(outputs, *inputs):

@@ -18,15 +18,21 @@ def to_rgb(x, levels):
     return v.permute(0, 2, 3, 1).numpy()
 
 
-def grid(x, levels, nrow=None, scale=4, pad=1, mark=None, known=None, mark_colour=(255, 0, 0)):
+def grid(x, levels, nrow=None, scale=4, pad=1, mark=None, known=None, mark_colour=(255, 0, 0), blank=None):
     """A PIL image of the images side by side, each pixel a scale x scale block.
     mark=(row, col) outlines that pixel in every image (the one being drawn).
-    known, a boolean (H, W) or (N, H, W), tints those pixels blue (the given part of a completion)."""
-    rgb = to_rgb(x, levels)
+    known, a boolean (H, W) or (N, H, W), tints those pixels blue (the given part of a completion).
+    blank, likewise, shows those pixels as a light checkerboard, as a picture editor shows
+    transparency: not drawn yet (in black, a colour image would look finished and dark)."""
+    rgb = to_rgb(x, levels).copy()
     if known is not None:
         k = np.broadcast_to(np.asarray(known, bool), rgb.shape[:3])
-        rgb = rgb.copy()
         rgb[k] = (0.6 * rgb[k] + 0.4 * np.array(TINT)).astype(np.uint8)
+    if blank is not None:
+        h, w = rgb.shape[1:3]
+        checker = np.where((np.arange(h)[:, None] + np.arange(w)) % 2, 212, 238).astype(np.uint8)
+        b = np.broadcast_to(np.asarray(blank, bool), rgb.shape[:3])
+        rgb[b] = np.broadcast_to(checker, rgb.shape[:3])[b][:, None]
     n, h, w, _ = rgb.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)

@@ -5,7 +5,7 @@ server; app.py lays out the page and wires its events to these calls:
     sample(name, n, temperature, seed, klass, show_probs)   yields (Grid, next-pixel probabilities)
     complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass)  yields Grids
     score(name, source, drawing, image, klass)              (heat map, text)
-    see(name, i, j)                                         (picture, PixelCNN's map, Gated PixelCNN's, text)
+    see(name, i, j)                                         (picture, two models' maps, text, their titles)
 
 `name` is "model/dataset", e.g. "pixelcnn/mnist". A Grid is a picture drawn when it is
 shown, by its image(): a stream's frames are mostly dropped unseen in a crowd. Input that
@@ -27,14 +27,15 @@ import torch
 
 import pixelcnn
 from pixelcnn import analysis, convert, datasets, evaluate, files, images, weights
+from pixelcnn.models import GatedPixelCNN
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # test images as PNGs, beside the package
 FRAMES = 36  # pictures streamed while a whole image is drawn
 FRAME_SECONDS = 0.08  # the app shows at most one every this long (the sampler does not wait for it)
 WIDTH = 480  # about how wide the grid of samples is drawn, in pixels: crisp, not rescaled by the browser
-COMPLETIONS_WIDTH = 720  # and the row of completions
 MAX_SAMPLES = 16
 COMPLETIONS = 4
+COMPLETIONS_ROW = 2  # to a row: 2x2, as wide as the samples (four in a row were 70 px each on a phone)
 SEE_SCALE = 10  # the heat map and the pictures of "What the model sees": pixels of the image, times this
 # torch's CPU generator seeds its Mersenne Twister with the seed's low 32 bits only, so seeds
 # 2**32 apart draw the same images: every seed up to this one draws its own (and a browser sends it exactly)
@@ -157,6 +158,74 @@ def opened(image, uploads=None):
         raise Refused(str(e), title="Cannot use that picture") from None
 
 
+# ---------------------------------------------------------------- the models offered
+
+MODEL_NAMES = {"pixelcnn": "PixelCNN", "pixelrcnn": "PixelRCNN", "pixelrcnn_ar": "PixelRCNN, R→G→B",
+               "gated": "Gated PixelCNN", "gated_cond": "Gated PixelCNN, class-conditional"}
+DATASET_NAMES = {"mnist": "MNIST", "shapes": "Shapes", "color_mnist": "Colour MNIST", "color_shapes": "Colour shapes"}
+REFERENCE = ("pixelcnn", "pixelrcnn")  # the designs the others improve on: binary, and colour
+ABOUT = {
+    "pixelcnn": "the reference design (van den Oord et al., 2016): masked convolutions, with a blind spot "
+                "above and to the right of each pixel (see *What the model sees*).",
+    "pixelrcnn": "the reference colour design: a residual PixelCNN that draws each pixel's red, green and blue "
+                 "on their own, none knowing the others, so its colours mix.",
+    "pixelrcnn_ar": "an improved colour design: red first, then green given the red, then blue given both, so a "
+                    "pixel's colour holds together.",
+    "gated": "an improved design: gated layers in two stacks, a vertical and a horizontal one, so no blind spot.",
+    "gated_cond": "Gated PixelCNN told what to draw: the class you pick (Class, above).",
+}
+
+
+def test_nll(name):
+    """The test NLL (nats/image) train.py recorded beside the weights of `name`, or None."""
+    return files.read_facts(weights.weights_path(*split(name))).get("test_nats_per_image")
+
+
+def reference_for(dataset):
+    """The reference design for a dataset's images: PixelCNN in black and white, PixelRCNN in colour."""
+    return REFERENCE[datasets.shape_of(dataset)[0] > 1]
+
+
+def display_name(name):
+    model, dataset = split(name)
+    return f"{DATASET_NAMES[dataset]} · {MODEL_NAMES[model]}"
+
+
+def ranked(names):
+    """(label, name) of each model for the picker: by dataset, the best (the lowest test NLL)
+    first, the class-conditional ones last (told the class, their NLL is not comparable), each
+    called in a word the reference design, the best or improved."""
+    def order(name):
+        nll = test_nll(name)
+        return pixelcnn.is_conditional(split(name)[0]), nll is None, nll or 0
+
+    out = []
+    for dataset in pixelcnn.DATASETS:
+        here = sorted((n for n in names if split(n)[1] == dataset), key=order)
+        for k, name in enumerate(here):
+            model = split(name)[0]
+            word = ("reference design" if model in REFERENCE else
+                    "best" if k == 0 and test_nll(name) is not None else "improved")
+            out.append((f"{display_name(name)} — {word}", name))
+    return out
+
+
+def about(name):
+    """A line on the model `name`: what it is, and how good (its test NLL beside the reference's)."""
+    if not name:
+        return ""
+    model, dataset = split(name)
+    text = f"**{MODEL_NAMES[model]}** — {ABOUT[model]}"
+    nll = test_nll(name)
+    if nll is not None:
+        given = ", given its class" if pixelcnn.is_conditional(model) else ""
+        text += f" On {DATASET_NAMES[dataset]}, **{nll:.1f} nats** per test image{given} (lower is better"
+        reference = reference_for(dataset)
+        ref_nll = None if model == reference else test_nll(f"{reference}/{dataset}")
+        text += f"; {MODEL_NAMES[reference]}, the reference: {ref_nll:.1f})." if ref_nll is not None else ")."
+    return text
+
+
 # ---------------------------------------------------------------- the page's controls
 
 def examples(dataset):
@@ -211,7 +280,17 @@ class Grid:
 
     def image(self):
         scale = max(3, self.width // (self.nrow * (self.x.shape[-1] + 1) + 1))
-        return images.grid(self.x, self.levels, nrow=self.nrow, scale=scale, mark=self.mark, known=self.known)
+        return images.grid(self.x, self.levels, nrow=self.nrow, scale=scale, mark=self.mark, known=self.known,
+                           blank=self.blank())
+
+    def blank(self):
+        """The pixels not drawn yet (H, W), or None once all are: those after the one being drawn
+        (in raster order, the sampler's), but those known."""
+        if self.mark is None:
+            return None
+        h, w = self.x.shape[-2:]
+        after = np.arange(h * w).reshape(h, w) > self.mark[0] * w + self.mark[1]
+        return after if self.known is None else after & ~self.known
 
 
 def picture(x, levels, nrow, mark=None, known=None, width=WIDTH):
@@ -243,12 +322,49 @@ def every(net):
     return max(1, h * w // FRAMES)
 
 
-def next_pixel(probs, net):
-    """The first image's distribution for the pixel just drawn, as {outcome: probability}."""
-    p = probs[0]  # (K, C)
-    if net.image_shape[0] == 1:
-        return {"ink": float(p[1, 0]), "paper": float(p[0, 0])}
-    return {f"{'RGB'[c]} = {k}": float(p[k, c]) for c in range(p.shape[1]) for k in range(p.shape[0])}
+CHANNELS = ("red", "green", "blue")
+
+
+def next_pixel(p, net):
+    """What the model expected at the pixel just drawn in the first image, as HTML a person
+    reads at a glance: the colour drawn, and for each channel a bar per level, in that level's
+    colour, as high as its probability (also in the level's data-channel, data-level, data-p)."""
+    probs, drawn = p.probs[0], p.images[0, :, p.position[0], p.position[1]]  # (K, C), (C,)
+    levels, channels = probs.shape
+    swatch = tuple(images.to_rgb(drawn[None, :, None, None], levels)[0, 0, 0].tolist())
+    if channels == 1:
+        said, rows = ("ink" if drawn[0] else "paper"), [("", [("paper", (255, 255, 255)), ("ink", (0, 0, 0))])]
+    else:
+        said = ", ".join(f"{CHANNELS[c]} {v}" for c, v in enumerate(drawn.tolist()))
+        rows = [(CHANNELS[c] + (given_channels(c) if net.config.ar_channels else ""),
+                 [(str(k), tuple(round(k * 255 / (levels - 1)) if i == c else 0 for i in range(3)))
+                  for k in range(levels)]) for c in range(channels)]
+    html = [f'<div class="next-pixel"><p>Drawn: <span class="swatch" style="background: rgb{swatch}"></span> '
+            f"{said}</p>"]
+    if channels > 1:
+        html.append(f"<p>Each channel from 0 (none) to {levels - 1} (full):</p>")
+    for c, (name, bars) in enumerate(rows):
+        html.append(f'<div class="channel"><span class="name">{name}</span>')
+        for k, (label, colour) in enumerate(bars):
+            q, tip = float(probs[k, c]), f"{name} {label}".strip()
+            html.append(f'<div class="level" data-channel="{c}" data-level="{label}" data-p="{q:.6f}" '
+                        f'title="{tip}: {q:.1%}">'
+                        f'<div class="bar"><div style="height: {max(q * 100, 1):.0f}%; background: rgb{colour}">'
+                        f"</div></div><span>{label}</span><span>{percent(q)}</span></div>")
+        html.append("</div>")
+    if channels > 1 and not net.config.ar_channels:
+        html.append("<p>This model draws each channel on its own, not knowing what the others drew: "
+                    "so its colours mix.</p>")
+    return "".join(html) + "</div>"
+
+
+def given_channels(c):
+    """What an R→G→B model's channel c is drawn given, beyond the pixels before it."""
+    return "" if c == 0 else f", given the {' and '.join(CHANNELS[:c])} drawn"
+
+
+def percent(q):
+    return "&lt;1%" if 0 < q < 0.005 else f"{q:.0%}"
 
 
 def sample(name, n, temperature, seed, klass=0, show_probs=False):
@@ -263,13 +379,13 @@ def sample(name, n, temperature, seed, klass=0, show_probs=False):
     with closing(frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))) as pictures:
         for pic, p in pictures:
             drawing = show_probs and p.probs is not None and p.done < p.total  # once finished, no pixel is
-            yield pic, next_pixel(p.probs, net) if drawing else None
+            yield pic, next_pixel(p, net) if drawing else None
 
 
 def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore,
              uploads=None):
     """Keep the top `keep_rows` rows of the picture (keep_drawn, of a drawing: every row down
-    to the last one with ink) and yield COMPLETIONS completions of the rest side by side as
+    to the last one with ink) and yield COMPLETIONS completions of the rest, two by two, as
     they form, the kept part tinted blue."""
     net = get_model(name)
     _, h, w = net.image_shape
@@ -287,12 +403,11 @@ def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, s
     prefix = torch.from_numpy(x).long()
     if rows == h:
         tell("warning", "Every row is kept, so there is nothing left to complete: keep fewer rows.")
-        yield picture(prefix.expand(COMPLETIONS, -1, -1, -1), net.levels, COMPLETIONS, known=mask,
-                      width=COMPLETIONS_WIDTH)
+        yield picture(prefix.expand(COMPLETIONS, -1, -1, -1), net.levels, COMPLETIONS_ROW, known=mask)
         return
     stream = net.sample_stream(COMPLETIONS, seed=seed, temperature=temperature, every=every(net),
                                prefix=prefix, prefix_mask=mask, label=label_of(net, klass))
-    with closing(frames(stream, net.levels, COMPLETIONS, known=mask, width=COMPLETIONS_WIDTH)) as pictures:
+    with closing(frames(stream, net.levels, COMPLETIONS_ROW, known=mask)) as pictures:
         for pic, _ in pictures:
             yield pic
 
@@ -372,29 +487,35 @@ def see_at(name, index):
 
 
 def see(name, i=None, j=None):
-    """(the picture with pixel (i, j) outlined, PixelCNN's map, Gated PixelCNN's map, Markdown):
-    which pixels each one's prediction at (i, j) depends on, PixelCNN's blind spot in light
-    blue. (i, j) defaults to the centre and is clipped to the image."""
-    _, dataset = split(name)
+    """(the picture with pixel (i, j) outlined, a blind-spot model's map, a Gated PixelCNN's map,
+    Markdown, the two maps' titles): which pixels each one's prediction at (i, j) depends on,
+    the blind spot in light blue. One of the two is the model `name`, the other the dataset's
+    model of the other kind (PixelCNN or PixelRCNN, the reference; or Gated PixelCNN). (i, j)
+    defaults to the centre and is clipped to the image."""
+    picked, dataset = split(name)
     x = torch.from_numpy(see_image(dataset)).long()
     _, h, w = x.shape
     i, j = pixel(i, h), pixel(j, w)
-    maps, notes = [], []
-    for model in ("pixelcnn", "gated"):
+    gated = issubclass(pixelcnn.ARCHITECTURES[picked][0], GatedPixelCNN)
+    pair = (reference_for(dataset), picked) if gated else (picked, "gated")
+    maps, named = [], []
+    for model in pair:
         net, trained = seeing_model(model, dataset)
         maps.append(analysis.influence(net, x, i, j, 0 if net.config.classes else None).numpy())
-        notes.append("" if trained else " (untrained: what it can see depends on the architecture only)")
-    ref, gated = (m > 0 for m in maps)
-    blind = gated & ~ref  # before the pixel, within Gated PixelCNN's (smaller) reach, unseen by PixelCNN
+        named.append(MODEL_NAMES[model] + (" (the model picked)" if model == picked else "") +
+                     ("" if trained else " (untrained: what it can see depends on the architecture only)"))
+    ref, sees = (m > 0 for m in maps)
+    blind = sees & ~ref  # before the pixel, within Gated PixelCNN's (smaller) reach, unseen by the other
     levels = datasets.shape_of(dataset)[3]
     base = images.to_rgb(x[None], levels)[0]
     pics = [images.log_heatmap(m, scale=SEE_SCALE, base=base, mark=(i, j), flag=flag)
             for m, flag in zip(maps, (blind, None))]
-    text = (f"Predicting pixel **({i}, {j})**: PixelCNN{notes[0]} looks at **{ref.sum()}** pixels, "
-            f"Gated PixelCNN{notes[1]} at **{gated.sum()}**. ")
+    text = (f"Predicting pixel **({i}, {j})**: {named[0]} looks at **{ref.sum()}** pixels, "
+            f"{named[1]} at **{sees.sum()}**. ")
     if blind.any():
-        text += (f"PixelCNN's blind spot, in light blue: **{blind.sum()}** pixels above and to the right that "
-                 "come before the pixel and that Gated PixelCNN sees, but PixelCNN cannot.")
+        text += (f"{MODEL_NAMES[pair[0]]}'s blind spot, in light blue: **{blind.sum()}** pixels above and to the "
+                 f"right that come before the pixel and that {MODEL_NAMES[pair[1]]} sees, but "
+                 f"{MODEL_NAMES[pair[0]]} cannot.")
     text += " Darker means a larger gradient (log scale); the blue square is the pixel predicted."
     source = images.grid(x[None], levels, scale=SEE_SCALE, pad=0, mark=(i, j), mark_colour=(0, 90, 255))
-    return source, *pics, text
+    return source, *pics, text, tuple(MODEL_NAMES[m] for m in pair)

@@ -7,6 +7,7 @@ docs/see.png (What the model sees), all 1280x1000, and docs/phone.png (Sample on
 
 The app runs as `python app.py --port 0` (app_server.py), offline, with the weights in weights/.
 """
+import re
 import time
 from pathlib import Path
 
@@ -32,11 +33,12 @@ def settle(page, elem_id):
 
 
 def choose(page, elem_id, option):
+    """Pick the option that reads `option`, whatever word follows it after a dash."""
     page.locator(f"#{elem_id}").get_by_role("combobox").click()
-    page.get_by_role("option", name=option, exact=True).click()
+    page.get_by_role("option", name=re.compile(f"^{re.escape(option)}( — .*)?$")).click()
 
 
-def main(out=ROOT / "docs" / "app.png", model="PixelCNN · MNIST", seed=1, example=3):
+def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, example=3):
     with running_app() as (_, url), sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
@@ -71,7 +73,7 @@ def main(out=ROOT / "docs" / "app.png", model="PixelCNN · MNIST", seed=1, examp
             return browser.close()
         # a class-conditional model asked for a 3, with the next-pixel probabilities
         page.get_by_role("tab", name="Sample").click()
-        choose(page, "model", "Gated PixelCNN, class-conditional · MNIST")
+        choose(page, "model", "MNIST · Gated PixelCNN, class-conditional")
         choose(page, "class", "3")
         page.locator("#show-probs input").check()
         page.locator("#start").click()

@@ -2,6 +2,7 @@
 
 The suite must stay small and fast: every model here is a few hundred parameters.
 """
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,9 @@ def canvas(strokes, size=280, width=22, background=(0, 0, 0, 0)):
 
 SEVEN = [[(60, 50), (220, 50), (130, 250)]]  # strokes on the 280x280 canvas
 ONE = [[(140, 60), (150, 230)]]
+
+
+def next_pixel_shown(html):
+    """{(channel, level): probability} of studio.next_pixel's HTML ({} for none)."""
+    found = re.findall(r'data-channel="(\d+)" data-level="([^"]+)" data-p="([0-9.]+)"', html or "")
+    return {(int(c), level): float(p) for c, level, p in found}

@@ -1,6 +1,7 @@
 """The app as a stranger meets it (issue #20), in Chromium: Stop keeps the picture, the
 canvas takes the first stroke, a drawing is completed where it was drawn, a model switch keeps
 the inputs and clears the old outputs, nothing covers the pictures."""
+import re
 import time
 
 import numpy as np
@@ -70,8 +71,8 @@ def test_the_canvas_takes_the_first_stroke(page):
     no_error(page)
 
 
-def kept_ink_rows(img, n=4, size=28):
-    """The rows of the first of n completions side by side (a 1-pixel border around each)
+def kept_ink_rows(img, n=2, size=28):
+    """The rows of the first of the completions, n to a row (a 1-pixel border around each),
     that hold kept ink: dark and blue-tinted."""
     scale = img.shape[1] // (n * (size + 1) + 1)
     ink = (img.mean(axis=2) < 80) & (img[..., 2] > img[..., 0])
@@ -103,7 +104,7 @@ def test_switching_model_keeps_the_inputs_and_clears_the_old_outputs(page):
     page.locator("#score").click()
     expect(page.locator("#likelihood")).to_contain_text("bits/dim", timeout=30_000)
     wait_finished(page, "surprise")
-    choose_model(page, "Gated PixelCNN · MNIST")
+    choose_model(page, "MNIST · Gated PixelCNN")
     expect(page.locator("#source").get_by_label("Image")).to_be_checked()
     expect(page.locator("#image img")).to_be_visible()  # the picked example, still there
     expect(page.locator("#likelihood")).not_to_contain_text("bits/dim")  # the old model's verdict, gone
@@ -114,7 +115,7 @@ def test_switching_model_keeps_the_inputs_and_clears_the_old_outputs(page):
 def test_switching_model_mid_stream_stops_the_old_model(page, sampler_spy):
     page.locator("#start").click()
     watch(page, "samples", lambda seen: len(seen) >= 2)
-    choose_model(page, "PixelCNN · Shapes")
+    choose_model(page, "Shapes · PixelCNN")
     deadline = time.monotonic() + 10
     while not sampler_spy["closed"]:
         assert time.monotonic() < deadline, "the old model kept drawing"
@@ -173,7 +174,7 @@ def test_controls_that_do_not_apply_are_hidden(page):
     expect(page.locator("#keep-rows input[type=range]")).to_be_enabled()  # and its rows are the ones kept
     page.locator("#source").get_by_label("Draw").check()
     expect(keep_drawn).to_be_visible()
-    choose_model(page, "PixelRCNN · Colour shapes")
+    choose_model(page, "Colour shapes · PixelRCNN")
     expect(page.locator("#source")).to_be_hidden()  # one choice is none: colour models complete images
     expect(keep_drawn).to_be_hidden()
     expect(page.locator("#examples")).to_be_visible()
@@ -213,7 +214,7 @@ def test_how_likely_reads_the_test_range_recorded_at_training(page, fresh_caches
 
 def test_how_likely_shows_the_picture_beside_its_heat_map(page):
     """A colour picture is shown as it is, not washed out under the heat map."""
-    choose_model(page, "PixelRCNN · Colour shapes")
+    choose_model(page, "Colour shapes · PixelRCNN")
     page.get_by_role("tab", name="Complete").click()
     page.locator("#examples img").first.click()
     page.locator("#image img").wait_for()
@@ -223,3 +224,89 @@ def test_how_likely_shows_the_picture_beside_its_heat_map(page):
     frame = given.shape[0] // 22  # 20x20 in a 1-pixel border
     assert np.array_equal(img[:, :img.shape[0]], given[frame:-frame, frame:-frame]), "the picture itself, first"
     shot(page, "score_colour.png")
+
+
+def test_colour_next_pixel_probabilities_are_bars_of_their_colours(page):
+    """A colour model's next pixel: a bar for each level of red, green and blue, in its colour,
+    as high as its probability, and the colour drawn, not a list of "B = 3" rows."""
+    choose_model(page, "Colour shapes · PixelRCNN")
+    page.locator("#show-probs input").check()
+    page.locator("#start").click()
+    probs = page.locator("#probs")
+    expect(probs.locator(".level")).to_have_count(12, timeout=30_000)
+    shot(page, "next_pixel_colour.png")
+    bars = probs.evaluate("""el => [...el.querySelectorAll('.level')].map(level => ({
+        p: +level.dataset.p, height: level.querySelector('.bar > div').getBoundingClientRect().height,
+        colour: getComputedStyle(level.querySelector('.bar > div')).backgroundColor}))""")
+    tallest = max(bars, key=lambda b: b["p"])
+    assert tallest["height"] >= 0.5 * 48 * tallest["p"] > 5, bars
+    assert {b["colour"] for b in bars[:4]} == {f"rgb({v}, 0, 0)" for v in (0, 85, 170, 255)}  # the reds
+    for text in ("Drawn:", "red", "green", "blue", "colours mix"):
+        expect(probs).to_contain_text(text)
+    expect(probs).not_to_contain_text("B = 3")
+
+
+def test_a_colour_grid_being_drawn_is_not_black_where_nothing_is_drawn_yet(page):
+    choose_model(page, "Colour shapes · PixelRCNN")
+    page.locator("#start").click()
+    seen = watch(page, "samples", lambda seen: len(seen) >= 3)
+    img = picture(page, seen[1])  # early: most of each image is still to be drawn
+    checker = ((img == 212) | (img == 238)).all(axis=-1)
+    black = (img == 0).all(axis=-1)
+    assert checker.mean() > 0.3 and black.mean() < 0.1, (checker.mean(), black.mean())
+    wait_finished(page, "samples")
+
+
+def test_the_picker_says_which_model_is_which(page):
+    """The picker's options: by dataset, each called the reference design, the best or improved;
+    below it, a line on the model picked that changes with it."""
+    page.locator("#model").get_by_role("combobox").click()
+    options = [o.splitlines()[-1] for o in page.get_by_role("option").all_inner_texts()]  # after the ✓
+    assert options and all(re.search(" — (reference design|best|improved)$", o) for o in options), options
+    datasets = [o.split(" · ")[0] for o in options]
+    assert datasets == sorted(datasets, key=["Shapes", "MNIST", "Colour shapes", "Colour MNIST"].index)
+    expect(page.locator("#about")).to_contain_text("the reference design")
+    page.get_by_role("option", name=re.compile("^MNIST · Gated PixelCNN — ")).click()
+    expect(page.locator("#about")).to_contain_text("no blind spot")
+
+
+def test_what_the_model_sees_is_the_model_picked(page):
+    """A colour model's view: its own map, trained, beside Gated PixelCNN's, not two
+    "untrained" binary models."""
+    choose_model(page, "Colour shapes · PixelRCNN")
+    page.get_by_role("tab", name="What the model sees").click()
+    text = page.locator("#see-text")
+    expect(text).to_contain_text("PixelRCNN (the model picked) looks at", timeout=30_000)
+    assert "PixelRCNN (the model picked) (untrained" not in text.inner_text()
+    expect(page.locator("#see-pixelcnn [data-testid=block-label]")).to_have_text("PixelRCNN")
+    shot(page, "see_colour.png")
+
+
+def test_on_a_phone_the_output_comes_into_view_and_completions_are_wide(browser, app_url, unpaced):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        page.goto(app_url)
+        page.locator("#start").click()
+        wait_finished(page, "samples")
+        time.sleep(1)  # a smooth scroll, finished
+        box = page.locator("#samples").bounding_box()
+        assert 0 <= box["y"] < 844 * 0.75, f"the samples start at {box['y']:.0f} px, below the fold"
+        page.get_by_role("tab", name="Complete").click()
+        page.locator("#source").get_by_label("Image").check()
+        page.locator("#examples img").first.click()
+        page.locator("#image img").wait_for()
+        page.locator("#complete").click()
+        wait_finished(page, "completions")
+        time.sleep(1)
+        box = page.locator("#completions img").bounding_box()
+        assert 0 <= box["y"] < 844 and box["width"] / 2 > 150, box  # two to a row, each over 150 px wide
+        shot(page, "phone_completions.png")
+    finally:
+        page.close()
+
+
+def test_downloads_are_named_for_what_they_show(page, unpaced):
+    page.locator("#seed input").fill("7")
+    page.locator("#start").click()
+    wait_finished(page, "samples")
+    expect(page.locator("#samples a[download]")).to_have_attribute("download", "pixelcnn-mnist-samples-seed-7.png")

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import pixelcnn
-from helpers import REPO, SEVEN, canvas, make_tiny
+from helpers import REPO, SEVEN, canvas, make_tiny, next_pixel_shown
 from pixelcnn import analysis, convert, datasets, evaluate, files, images, studio, weights
 
 EXAMPLE = {"path": str(REPO / "examples" / "shapes_1.png")}
@@ -101,12 +101,75 @@ def test_the_controls_follow_the_model():
 
 def test_sample_streams_the_grid_and_ends_with_the_models_own_sample(tiny_models):
     frames = list(studio.sample("pixelcnn/shapes", "2", 1.0, 3.0, show_probs=True))
-    assert len(frames) > 10 and all(probs is None or set(probs) == {"ink", "paper"} for _, probs in frames)
-    assert any(probs and sum(probs.values()) == pytest.approx(1) for _, probs in frames)
+    shown = [next_pixel_shown(probs) for _, probs in frames]
+    assert len(frames) > 10 and all(set(p) == {(0, "paper"), (0, "ink")} for p in shown[:-1])
+    assert all(sum(p.values()) == pytest.approx(1, abs=1e-5) for p in shown[:-1])
+    assert frames[-1][1] is None  # finished: no pixel is being drawn
     net = tiny_models("pixelcnn", "shapes")
     expected = studio.picture(net.sample(2, seed=3), net.levels, 2)
     assert np.array_equal(np.asarray(frames[-1][0].image()), np.asarray(expected.image()))
     assert all(probs is None for _, probs in studio.sample("pixelcnn/shapes", 1, 1.0, 3))  # not asked for
+
+
+def test_pixels_not_drawn_yet_show_as_a_checkerboard_not_black(tiny_models):
+    """A colour grid being drawn: every pixel after the one being drawn is the light
+    checkerboard (in black, it looked finished and dark), every pixel before it the image's
+    own colour; the finished grid has no checkerboard."""
+    frames = list(studio.sample("pixelrcnn_ar/color_shapes", 1, 1.0, 0))
+    grid = frames[len(frames) // 2][0]
+    (i, j), (h, w) = grid.mark, grid.x.shape[-2:]
+    scale = max(3, studio.WIDTH // (w + 2))
+    pic = np.asarray(grid.image()).astype(int)[1 * scale + scale // 2::scale, 1 * scale + scale // 2::scale][:h, :w]
+    own = np.asarray(images.grid(grid.x, 4, scale=1, pad=0)).astype(int)
+    after = np.arange(h * w).reshape(h, w) > i * w + j
+    checker = np.where((np.arange(h)[:, None] + np.arange(w)) % 2, 212, 238)
+    assert after.any() and (~after).any()
+    assert (pic[after] == checker[after][:, None]).all()
+    assert (pic[~after] == own[~after]).all()  # the red square outlines the pixel drawn, its centre its own
+    done = np.asarray(frames[-1][0].image()).astype(int)
+    assert frames[-1][0].blank() is None and not (done == 212).all(axis=-1).any()
+
+
+def test_completions_leave_the_kept_rows_and_checker_the_rest(tiny_models):
+    grid = studio.picture(torch.zeros(4, 1, 6, 5, dtype=torch.long), 2, 2, mark=(3, 1),
+                          known=torch.arange(6)[:, None].expand(6, 5) < 2)
+    expected = np.zeros((6, 5), bool)
+    expected.flat[3 * 5 + 2:] = True
+    assert np.array_equal(grid.blank(), expected)
+
+
+def test_the_next_pixel_shows_each_channel_as_bars_of_its_colours(tiny_models):
+    """A colour model's next pixel: the colour drawn, a bar per level of each channel that sums
+    to 1, red, then green given the red, then blue given both for an R→G→B model; the colours
+    said to mix for one that draws its channels apart."""
+    for model, ar in (("pixelrcnn_ar", True), ("pixelrcnn", False)):
+        frames = list(studio.sample(f"{model}/color_shapes", 1, 1.0, 0, show_probs=True))
+        html = frames[3][1]
+        shown = next_pixel_shown(html)
+        assert set(shown) == {(c, str(k)) for c in range(3) for k in range(4)}
+        for c in range(3):
+            assert sum(shown[c, str(k)] for k in range(4)) == pytest.approx(1, abs=1e-5)
+        assert ("given the red and green drawn" in html) is ar and ("colours mix" in html) is not ar
+        assert html.count("<div class=\"level\"") == 12 and "Drawn: " in html
+
+
+def test_the_picker_puts_the_best_model_of_each_dataset_first(monkeypatch):
+    """By dataset; within one, the lowest test NLL first, class-conditional models last; each
+    named the reference design, the best or improved; a line about each with its NLL."""
+    nll = {"pixelcnn/mnist": 80.0, "gated/mnist": 60.0, "gated_cond/mnist": 50.0, "pixelcnn/shapes": 9.0,
+           "pixelrcnn/color_mnist": 200.0, "pixelrcnn_ar/color_mnist": 85.0}
+    monkeypatch.setattr(studio, "test_nll", nll.get)
+    got = studio.ranked(list(nll))
+    assert got == [("Shapes · PixelCNN — reference design", "pixelcnn/shapes"),
+                   ("MNIST · Gated PixelCNN — best", "gated/mnist"),
+                   ("MNIST · PixelCNN — reference design", "pixelcnn/mnist"),
+                   ("MNIST · Gated PixelCNN, class-conditional — improved", "gated_cond/mnist"),
+                   ("Colour MNIST · PixelRCNN, R→G→B — best", "pixelrcnn_ar/color_mnist"),
+                   ("Colour MNIST · PixelRCNN — reference design", "pixelrcnn/color_mnist")]
+    assert "**60.0 nats** per test image (lower is better; PixelCNN, the reference: 80.0)" in studio.about(
+        "gated/mnist")
+    assert "given its class" in studio.about("gated_cond/mnist")
+    assert "so its colours mix" in studio.about("pixelrcnn/color_mnist")
 
 
 def test_sample_refuses_bad_input_before_drawing(tiny_models):
@@ -125,7 +188,7 @@ def test_complete_keeps_the_top_rows_and_samples_the_rest(tiny_models, tmp_path)
     mask = torch.zeros(28, 28, dtype=torch.bool)
     mask[:14] = True
     done = net.sample(studio.COMPLETIONS, seed=2, prefix=x, prefix_mask=mask)
-    expected = studio.picture(done, net.levels, studio.COMPLETIONS, known=mask, width=studio.COMPLETIONS_WIDTH)
+    expected = studio.picture(done, net.levels, studio.COMPLETIONS_ROW, known=mask)
     assert len(frames) > 5 and said == []
     assert np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
 
@@ -141,8 +204,7 @@ def test_a_drawing_is_completed_and_scored_where_it_was_drawn(tiny_models, tmp_p
     assert f"**{analysis.bits_per_dim(net, torch.from_numpy(x).long()[None]).item():.3f} bits/dim**" in text
     frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, bar, None, 28, False, 1.0, 0))
     assert np.array_equal(np.asarray(frames[-1].image()), np.asarray(studio.picture(
-        torch.from_numpy(x).long().expand(4, -1, -1, -1), 2, 4, known=torch.ones(28, 28, dtype=torch.bool),
-        width=studio.COMPLETIONS_WIDTH).image()))
+        torch.from_numpy(x).long().expand(4, -1, -1, -1), 2, 2, known=torch.ones(28, 28, dtype=torch.bool)).image()))
     shown = studio.seen("pixelcnn/mnist", studio.DRAW, bar, None)
     assert np.array_equal(np.asarray(shown), np.asarray(images.grid(x[None], 2, scale=studio.SEE_SCALE // 2)))
     assert studio.seen("pixelcnn/mnist", studio.DRAW, None, None) is None  # nothing drawn: nothing shown
@@ -225,7 +287,8 @@ def test_what_the_model_sees_shows_the_blind_spot(monkeypatch):
 
     monkeypatch.setattr(studio, "loaded", no_weights)
     i, j = 14, 10
-    source, ref, gated, text = studio.see("pixelcnn/mnist", i, j)
+    source, ref, gated, text, titles = studio.see("pixelcnn/mnist", i, j)
+    assert titles == ("PixelCNN", "Gated PixelCNN")
     assert text.count("untrained") == 2
     x = torch.from_numpy(studio.see_image("mnist")).long()
     counts = [analysis.influence(pixelcnn.build(m, "mnist").eval(), x, i, j) > 0 for m in ("pixelcnn", "gated")]
@@ -240,6 +303,17 @@ def test_what_the_model_sees_shows_the_blind_spot(monkeypatch):
     rows, cols = np.nonzero(light_blue)
     assert (rows < i).all() and (cols > j).all()
     assert source.size == ref.size == gated.size == (28 * s, 28 * s)
+
+
+def test_what_the_model_sees_compares_the_model_picked(tiny_models):
+    """The model picked is one of the two, trained; the other is the dataset's of the other
+    kind: in colour, PixelRCNN (the reference) beside Gated PixelCNN."""
+    *_, text, titles = studio.see("pixelrcnn_ar/color_shapes", 5, 5)
+    assert titles == ("PixelRCNN, R→G→B", "Gated PixelCNN")
+    assert "PixelRCNN, R→G→B (the model picked) looks at" in text and "untrained" not in text
+    *_, text, titles = studio.see("gated/color_mnist", 5, 5)
+    assert titles == ("PixelRCNN", "Gated PixelCNN") and "Gated PixelCNN (the model picked)" in text
+    assert studio.see("gated_cond/mnist")[-1] == ("PixelCNN", "Gated PixelCNN, class-conditional")
 
 
 def test_see_starts_at_the_centre_and_keeps_the_pixel_inside_the_image(tiny_models):
@@ -265,7 +339,7 @@ def test_no_action_changes_the_global_random_state(tmp_path, monkeypatch):
     torch.manual_seed(1234)
     state = torch.random.get_rng_state()
     list(studio.sample("pixelcnn/shapes", 1, 1.0, 0))
-    _, _, _, text = studio.see("pixelcnn/shapes", 5, 5)  # PixelCNN trained, Gated PixelCNN built untrained
+    _, _, _, text, _ = studio.see("pixelcnn/shapes", 5, 5)  # PixelCNN trained, Gated PixelCNN built untrained
     assert text.count("untrained") == 1
     assert torch.equal(torch.random.get_rng_state(), state)
     untrained = studio.seeing_model("gated", "shapes")[0].state_dict()
