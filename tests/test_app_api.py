@@ -119,7 +119,7 @@ def test_complete_keeps_the_given_rows_exactly_and_fills_the_rest(client, tmp_pa
     frames, final = complete(client, draw=drawing(tmp_path / "seven.png"), keep_rows=14, seed=2)
     assert len(frames) >= 5  # streamed as the completions form
     given = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)[0].astype(bool)
-    got = cells(final, 4, 4, 28, 28)
+    got = cells(final, 4, 2, 28, 28)  # four completions, two by two
     assert is_tinted(got[:, :14]).all() and not is_tinted(got[:, 14:]).any()  # the kept part is marked
     assert (is_ink(got[:, :14]) == given[None, :14]).all()  # kept exactly
     rest = got[:, 14:].reshape(-1, 3)
@@ -133,7 +133,7 @@ def test_complete_everything_drawn_keeps_every_row_down_to_the_last_ink(client, 
     given = convert.drawing_to_levels(canvas(top), 28, 28, whole=False)
     rows = convert.last_ink_row(given) + 1
     assert 6 < rows < 16
-    got = cells(final, 4, 4, 28, 28)
+    got = cells(final, 4, 2, 28, 28)  # four completions, two by two
     assert is_tinted(got[:, :rows]).all() and not is_tinted(got[:, rows:]).any()
     assert (is_ink(got[:, :rows]) == given[0, None, :rows].astype(bool)).all()
 
@@ -142,7 +142,7 @@ def test_complete_an_example_on_a_colour_model(client, unpaced):
     example = str(REPO / "examples" / "color_shapes_1.png")
     frames, final = complete(client, model="pixelrcnn/color_shapes", source="Image", image=handle_file(example),
                              keep_rows=10)
-    got = cells(final, 4, 4, 20, 20)
+    got = cells(final, 4, 2, 20, 20)
     given = convert.image_to_levels(convert.open_image(example), 3, 20, 20, 4)
     untinted = (got[:, :10] - 0.4 * np.array(images.TINT)) / 0.6  # images.grid's tint, undone
     assert (np.rint(untinted * 3 / 255) == given.transpose(1, 2, 0)[None, :10]).all()
@@ -158,7 +158,7 @@ def test_complete_converts_unusual_uploads_for_a_binary_model(client, tmp_path, 
         ImageDraw.Draw(img).ellipse((50, 10, 110, 90), outline=(180, 0, 60), width=8)
     img.save(tmp_path / "up.png")
     _, final = complete(client, source="Image", image=handle_file(str(tmp_path / "up.png")), keep_rows=14)
-    got = cells(final, 4, 4, 28, 28)
+    got = cells(final, 4, 2, 28, 28)  # four completions, two by two
     ring = is_ink(got[0, :14])
     assert ring.sum() > 10 and not ring[:3].any()  # a ring's top, placed like a digit, on white
 
@@ -220,7 +220,7 @@ def test_weights_gone_since_start_are_a_clear_message(client, tmp_path, monkeypa
 
 def test_everything_kept_returns_the_picture_itself(client, tmp_path, unpaced):
     _, final = complete(client, draw=drawing(tmp_path / "seven.png"), keep_rows=28)
-    got = cells(final, 4, 4, 28, 28)
+    got = cells(final, 4, 2, 28, 28)  # four completions, two by two
     assert is_tinted(got).all()
     given = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)[0].astype(bool)
     assert (is_ink(got) == given[None]).all()

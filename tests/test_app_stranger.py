@@ -75,8 +75,9 @@ def kept_ink_rows(img, n=2, size=28):
     """The rows of the first of the completions, n to a row (a 1-pixel border around each),
     that hold kept ink: dark and blue-tinted."""
     scale = img.shape[1] // (n * (size + 1) + 1)
-    ink = (img.mean(axis=2) < 80) & (img[..., 2] > img[..., 0])
-    return sorted({y // scale - 1 for y in np.nonzero(ink[:, scale: (size + 1) * scale].any(axis=1))[0]})
+    first = img[scale:(size + 1) * scale, scale:(size + 1) * scale]
+    ink = (first.mean(axis=2) < 80) & (first[..., 2] > first[..., 0])
+    return sorted({y // scale for y in np.nonzero(ink.any(axis=1))[0]})
 
 
 def test_a_drawing_is_completed_where_it_was_drawn(page):
