@@ -263,12 +263,22 @@ STOPS = {}
 class Run(asyncio.Event):
     """A stream started, set to stop it; as it ends, its first `clear` outputs are emptied (0:
     they keep the picture)."""
-    clear = 0
+    clear, claimed = 0, False
+
+    def __init__(self):
+        super().__init__()
+        self.made = time.monotonic()
+
+
+UNCLAIMED = 600  # seconds after which a Run no stream took up (its request refused, say) is dropped
 
 
 def arm(name):
-    """A request, made before the stream `name` is queued, that makes it stoppable."""
+    """A request, made before the stream `name` is queued, that makes it stoppable (and drops
+    the Runs armed long ago for streams that never ran: a queue full, a tab closed first)."""
     async def ready(request: gr.Request):
+        for key in [k for k, run in STOPS.items() if not run.claimed and time.monotonic() - run.made > UNCLAIMED]:
+            del STOPS[key]
         STOPS[request.session_hash, name] = Run()
     return ready
 
@@ -291,6 +301,7 @@ def stoppable(handler, outputs):
     async def run(request: gr.Request, *args):
         key = (request.session_hash, handler.__name__)
         stopped = STOPS.setdefault(key, Run())
+        stopped.claimed = True
         stop, values = asyncio.ensure_future(stopped.wait()), handler(*args)
         try:
             if stopped.is_set():  # stopped while queued: nothing changes

@@ -1,6 +1,7 @@
 """A server that stays healthy over days (issue #23): a burst of the page's own events runs on a
 few threads, and the files the app writes (every streamed frame) are deleted with the folders
 Gradio makes for them. (Memory: tests/test_server_memory.py; the long run: scripts/soak.py.)"""
+import asyncio
 import os
 import re
 import threading
@@ -107,3 +108,20 @@ def test_the_examples_are_served_from_where_they_are(app_url):
     picked = answer.raise_for_status().json()["data"][0]
     assert Path(picked["path"]).parent == studio.EXAMPLES
     assert httpx.get(picked["url"], timeout=WAIT).status_code == 200
+
+
+def test_stop_forgets_streams_armed_that_never_ran(monkeypatch):
+    """Start arms its stream's Stop before the stream is queued; a stream that never runs (a
+    full queue, a tab closed at once) leaves its Run behind, dropped by a later Start after
+    app.UNCLAIMED seconds. A stream that ran keeps its own (it deletes it as it ends)."""
+    monkeypatch.setattr(app, "STOPS", {})
+    arm = app.arm("sample")
+    asyncio.run(arm(SimpleNamespace(session_hash="gone")))
+    asyncio.run(arm(SimpleNamespace(session_hash="running")))
+    app.STOPS["running", "sample"].claimed = True
+    asyncio.run(arm(SimpleNamespace(session_hash="new")))
+    assert len(app.STOPS) == 3  # none old yet
+    for run in app.STOPS.values():
+        run.made -= app.UNCLAIMED + 1
+    asyncio.run(arm(SimpleNamespace(session_hash="newer")))
+    assert set(app.STOPS) == {("running", "sample"), ("newer", "sample")}
