@@ -74,7 +74,7 @@ CSS = """
 .picture > label[data-testid=block-label] { position: static; }
 .picture > .image-container { position: static; }
 .picture > .image-container > .icon-button-wrapper { top: 0; right: 0; }
-#probs > label.block-label { position: static; }
+#probs > label[data-testid=block-label] { position: static; }
 .next-pixel p { margin: 0 0 6px; }
 .next-pixel .swatch { display: inline-block; width: 1.2em; height: 1.2em; border: 1px solid #888;
                       vertical-align: middle; }

@@ -1,7 +1,9 @@
 """Take the README's pictures of the app with the weights in weights/, in Chromium:
 docs/app.png (Sample), docs/complete.png (Complete), docs/class.png (a class-conditional
 model asked for a 3, with the next-pixel probabilities), docs/score.png (How likely is it?),
-docs/see.png (What the model sees), all 1280x1000, and docs/phone.png (Sample on a 390x844 phone).
+docs/see.png (What the model sees), docs/colour.png (a colour model stopped half way, with
+its next-pixel probabilities), all 1280x1000, and docs/phone.png, docs/phone_complete.png
+(Sample and Complete on a 390x844 phone).
 
     python scripts/screenshot.py        # needs Chromium at /usr/bin/chromium and playwright
 
@@ -79,13 +81,28 @@ def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, examp
         page.locator("#start").click()
         settle(page, "samples")
         page.screenshot(path=str(out.parent / "class.png"), full_page=True)
-        # a phone: the grid, scrolled to
+        # a colour model half way, with what it expected of the next pixel
+        choose(page, "model", "Colour MNIST · PixelRCNN, R→G→B")
+        page.locator("#start").click()
+        page.wait_for_function("() => document.querySelectorAll('#probs .level').length > 0 && "
+                               "document.querySelector('#probs').textContent.includes('Drawn')")
+        time.sleep(1.0)
+        page.locator("#stop").click()
+        time.sleep(1.0)
+        page.screenshot(path=str(out.parent / "colour.png"), full_page=True)
+        # a phone: Start scrolls to the grid; Complete's completions, two by two
         page = browser.new_page(viewport={"width": 390, "height": 844})
         page.goto(url)
         page.locator("#start").click()
         settle(page, "samples")
-        page.locator("#samples").scroll_into_view_if_needed()
         page.screenshot(path=str(out.parent / "phone.png"))
+        page.get_by_role("tab", name="Complete").click()
+        page.locator("#source").get_by_label("Image").check()
+        page.locator("#examples img").nth(example).click()
+        page.locator("#image img").wait_for()
+        page.locator("#complete").click()
+        settle(page, "completions")
+        page.screenshot(path=str(out.parent / "phone_complete.png"))
         browser.close()
     print("wrote", out)
 

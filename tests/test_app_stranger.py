@@ -245,6 +245,8 @@ def test_colour_next_pixel_probabilities_are_bars_of_their_colours(page):
     for text in ("Drawn:", "red", "green", "blue", "colours mix"):
         expect(probs).to_contain_text(text)
     expect(probs).not_to_contain_text("B = 3")
+    label, first = (probs.locator(css).first.bounding_box() for css in ("[data-testid=block-label]", ".next-pixel p"))
+    assert label["y"] + label["height"] <= first["y"] + 1, "the label covers the colour drawn"
 
 
 def test_a_colour_grid_being_drawn_is_not_black_where_nothing_is_drawn_yet(page):
