@@ -38,7 +38,7 @@ from PIL import Image
 
 import pixelcnn
 from pixelcnn import convert, engine, studio
-from pixelcnn.studio import DRAW, IMAGE, MAX_SAMPLES
+from pixelcnn.studio import DRAW, DRAWN, IMAGE, MARKED, MAX_SAMPLES, ROWS
 
 # Every sampler runs on the engine, a step at a time and round robin, one worker per core: the
 # cores never sleep while there is work, and each of the CROWD requests served at once advances
@@ -67,6 +67,9 @@ CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
 # The canvas's white background: Gradio's Sketchpad selects its brush when its background is
 # set, so a stroke draws at once (with none, it asks for a click on its brush icon first)
 PAPER = numpy.full((280, 280, 3), 255, numpy.uint8)
+# The marking canvas, the picture filling it, and its paint: a pink that no model's image holds
+MARKING = (studio.MARKING_SIDE, studio.MARKING_SIDE)
+MARKER = "#ff2d95"
 
 # Gradio floats a picture's label and buttons over its top corners, where a grid's first rows
 # and the red square drawing them are: here they sit above it
@@ -174,12 +177,12 @@ async def sample(model: str, n: float, temperature: float, seed: float, klass: f
         yield out
 
 
-async def complete(model: str, source: str, drawing: dict | None, image: dict | None,
-                   keep_rows: float, keep_drawn: bool, temperature: float, seed: float, klass: float = 0):
+async def complete(model: str, source: str, drawing: dict | None, image: dict | None, keep_rows: float,
+                   keep: str, temperature: float, seed: float, klass: float = 0, marks: dict | None = None):
     """Keep the top rows of the picture (or every row down to the last one with ink) and
     stream four completions of the rest, side by side, the kept part tinted blue."""
-    async for pic in computed(studio.complete, model, source, drawing, image, keep_rows, keep_drawn, temperature,
-                              seed, klass, tell=True, uploads=uploads(), named=file_name(model, "completions", seed)):
+    async for pic in computed(studio.complete, model, source, drawing, image, keep_rows, keep, temperature, seed, klass,
+                              marks, tell=True, uploads=uploads(), named=file_name(model, "completions", seed)):
         yield pic
 
 
@@ -243,6 +246,15 @@ def choose_model(name, source, keep_rows, klass):
 
 
 OLD_OUTPUTS = (None, None, None, None, "")  # samples, next pixel, completions, heat map, text
+
+
+def backdrop(name, source, drawing, image, keep):
+    """The marking canvas, its background the picture to repaint part of (where it is shown:
+    `keep` is MARKED), what was painted on it before wiped."""
+    if keep != MARKED:
+        return gr.skip()
+    picture = studio.backdrop(name, source, drawing, image, uploads=uploads())
+    return None if picture is None else {"background": as_files(picture, "backdrop"), "layers": [], "composite": None}
 
 
 def pick_example(name, evt: gr.SelectData):
@@ -410,11 +422,14 @@ def build_demo():
                                                  height=150, object_fit="contain", allow_preview=False, buttons=[],
                                                  elem_id="examples", elem_classes="picture")
                             given_image = given_picture("given-image")
+                        keep = gr.Radio(keeps(start_with.sources[0]), value=ROWS, label="Keep",
+                                        info="The model completes the rest, given all that is kept.", elem_id="keep")
                         keep_rows = gr.Slider(0, start_with.rows, value=start_with.rows // 2, step=1,
                                               label="Rows to keep (from the top)", elem_id="keep-rows")
-                        keep_drawn = gr.Checkbox(False, label="Keep everything I drew",
-                                                 info="Keeps every row down to the last one with ink.",
-                                                 visible=DRAW in start_with.sources, elem_id="keep-drawn")
+                        marks = gr.Sketchpad(None, type="numpy", image_mode="RGBA", canvas_size=MARKING,
+                                             fixed_canvas=True, sources=(), layers=False, transforms=(), format="png",
+                                             brush=gr.Brush(default_size=20, colors=[MARKER], color_mode="fixed"),
+                                             label="Paint over what to repaint", visible=False, elem_id="marks")
                         with gr.Accordion("Temperature and seed", open=False):
                             temp2 = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
                                               elem_id="temperature-complete")
@@ -457,7 +472,7 @@ def build_demo():
         stop.click(halt("sample"), **private)
         shown = dict(fn=seen_both, inputs=[model, drawing, image], outputs=[given_drawn, given_image], **private)
         go.click(**shown).then(arm("complete"), **private).then(
-            stoppable(complete, 1), [model, source, drawing, image, keep_rows, keep_drawn, temp2, seed2, klass],
+            stoppable(complete, 1), [model, source, drawing, image, keep_rows, keep, temp2, seed2, klass, marks],
             completions, api_name="complete", **busy)
         stop2.click(halt("complete"), **private)
         rate.click(**shown).then(score, [model, source, drawing, image, klass], [surprise, likelihood],
@@ -488,11 +503,27 @@ def build_demo():
         for button, output in ((start, samples), (go, completions), (rate, surprise)):
             button.click(None, js=into_view(output.elem_id))
         show_probs.change(None, show_probs, probs, js=in_browser("[update({visible: on})]", "on"))
-        source.change(None, [source, keep_drawn], [draw_box, image_box, keep_drawn, keep_rows], js=in_browser(
+        source.change(None, [source, keep], [draw_box, image_box, keep], js=in_browser(
             f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}}), "
-            f"update({{visible: s === '{DRAW}'}}), update({{interactive: s !== '{DRAW}' || !kept}})]", "s", "kept"))
-        keep_drawn.change(None, keep_drawn, keep_rows, js=in_browser("[update({interactive: !on})]", "on"))
+            f"update({{choices: s === '{DRAW}' ? {as_choices(keeps(DRAW))} : {as_choices(keeps(IMAGE))}, "
+            f"value: s !== '{DRAW}' && k === '{DRAWN}' ? '{ROWS}' : k}})]", "s", "k"))
+        keep.change(None, keep, [keep_rows, marks], js=in_browser(
+            f"[update({{visible: k === '{ROWS}'}}), update({{visible: k === '{MARKED}'}})]", "k"))
+        # the picture to paint on, as it is used: as the way to keep, the source, the image or the model changes
+        marking = dict(fn=backdrop, inputs=[model, source, drawing, image, keep], outputs=marks, **private)
+        for changed in (keep, source, image, model):
+            changed.change(**marking)
     return demo
+
+
+def keeps(source):
+    """The ways to keep part of a picture from `source`: a drawing's ink only where it is drawn."""
+    return [ROWS, DRAWN, MARKED] if source == DRAW else [ROWS, MARKED]
+
+
+def as_choices(options):
+    """Radio choices as an update from the browser gives them: [[label, value], ...]."""
+    return "[" + ", ".join(f"['{o}', '{o}']" for o in options) + "]"
 
 
 def given_picture(elem_id):

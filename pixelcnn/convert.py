@@ -77,10 +77,10 @@ def open_file(path, folders=None):
     return file
 
 
-def open_image(path, folders=None):
-    """An image file as an RGB PIL image, transparency composited onto white. With `folders`,
-    only a file inside one of them is opened (open_file); its size in pixels is checked from
-    its header, before anything is decoded."""
+def open_image(path, folders=None, keep_alpha=False):
+    """An image file as an RGB PIL image, transparency composited onto white (keep_alpha: RGBA,
+    as it is). With `folders`, only a file inside one of them is opened (open_file); its size in
+    pixels is checked from its header, before anything is decoded."""
     with open_file(path, folders) as file:
         try:
             with warnings.catch_warnings():
@@ -94,7 +94,8 @@ def open_image(path, folders=None):
         if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
             raise ValueError(too_large((w, h)))
         try:
-            return on_white(shrunk(ImageOps.exif_transpose(img)))  # decoded here, while the file is open
+            img = shrunk(ImageOps.exif_transpose(img))  # decoded here, while the file is open
+            return img.convert("RGBA") if keep_alpha else on_white(img)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise ValueError("That image file is damaged and cannot be read.") from e
 
@@ -133,6 +134,30 @@ def uploaded(value, what, folders=None):
         raise ValueError(EMPTY_CANVAS if what == "drawing"
                          else "No image yet: upload one or pick an example.")
     return open_image(path, folders)
+
+
+def marked(value, height, width, folders=None):
+    """The pixels of a (height, width) image painted over in the marking canvas (a Sketchpad
+    over the picture, the whole canvas the whole image): bool (height, width), True where at
+    least a fifth of a pixel's area is painted. `value` is what the page sent: its first layer
+    holds the paint alone."""
+    layers = value.get("layers") if isinstance(value, dict) else None
+    layer = next((x for x in layers if x), None) if isinstance(layers, list) else None
+    path = layer.get("path") if isinstance(layer, dict) else layer
+    if not path:
+        raise ValueError(NOTHING_MARKED)
+    paint = _resize(open_layer(path, folders)[..., 3] / 255.0, height, width) > 0.2  # its opacity
+    if not paint.any():
+        raise ValueError(NOTHING_MARKED)
+    return paint
+
+
+NOTHING_MARKED = "Nothing is marked: paint over the part of the picture to repaint."
+
+
+def open_layer(path, folders=None):
+    """A layer of a drawing (RGBA, as drawn: what is not painted is transparent) as an RGBA array."""
+    return np.asarray(open_image(path, folders, keep_alpha=True))
 
 
 def on_white(img):

@@ -3,7 +3,7 @@ page's raw inputs and gives back pictures and text. No gradio, so it is tested w
 server; app.py lays out the page and wires its events to these calls:
 
     sample(name, n, temperature, seed, klass, show_probs)   yields (Grid, next-pixel probabilities)
-    complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass)  yields Grids
+    complete(name, source, drawing, image, keep_rows, keep, temperature, seed, klass, marks)  yields Grids
     score(name, source, drawing, image, klass)              (heat map, text)
     see(name, i, j)                                         (picture, two models' maps, text, their titles)
 
@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from PIL import Image
 
 import pixelcnn
 from pixelcnn import analysis, convert, datasets, evaluate, files, images, weights
@@ -42,6 +43,11 @@ SEE_SCALE = 10  # the heat map and the pictures of "What the model sees": pixels
 MAX_SEED = 2**32 - 1
 EXACT_FLOATS = 2**53  # a float this far from 0, or further, may stand for any of several whole numbers
 DRAW, IMAGE = "Draw", "Image"  # where the picture to complete or score comes from
+# what a completion keeps of the picture: its top rows (the raster sampler, exact); the drawing's
+# ink; or all but what is painted over in the marking canvas (both: model.inpaint)
+ROWS, DRAWN, MARKED = "The top rows", "What I drew", "All but what I paint over"
+PARTICLES = 8  # model.inpaint's proposals per completion: docs/models.md, scripts/inpaint_speed.py
+MARKING_SIDE = 280  # the marking canvas, in screen pixels: the whole picture, scaled to fill it
 
 
 class Refused(ValueError):
@@ -382,34 +388,61 @@ def sample(name, n, temperature, seed, klass=0, show_probs=False):
             yield pic, next_pixel(p, net) if drawing else None
 
 
-def complete(name, source, drawing, image, keep_rows, keep_drawn, temperature, seed, klass=0, tell=ignore,
+def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, klass=0, marks=None, tell=ignore,
              uploads=None):
-    """Keep the top `keep_rows` rows of the picture (keep_drawn, of a drawing: every row down
-    to the last one with ink) and yield COMPLETIONS completions of the rest, two by two, as
-    they form, the kept part tinted blue."""
+    """Keep part of the picture and yield COMPLETIONS completions of the rest, two by two, as they
+    form, the kept part tinted blue. `keep` says which part: ROWS, the top `keep_rows` rows;
+    DRAWN, a drawing's ink (True and False, as older pages sent them: DRAWN and ROWS); MARKED,
+    all but what is painted over in `marks`, the marking canvas."""
     net = get_model(name)
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, MAX_SEED, "seed")
+    keep = {True: DRAWN, False: ROWS}[keep] if isinstance(keep, bool) else keep
+    if keep not in (ROWS, DRAWN, MARKED):
+        raise Refused(f"What to keep must be one of {ROWS!r}, {DRAWN!r} or {MARKED!r}, not {reprlib.repr(keep)}.")
+    if keep == DRAWN and source != DRAW:
+        raise Refused("Only a drawing keeps what you drew: draw, or keep the top rows of the image.")
     x = given(net.config.dataset, source, drawing, image, tell=tell, uploads=uploads)
-    if keep_drawn and source == DRAW:
-        rows = convert.last_ink_row(x) + 1
-        if rows == 0:
-            raise Refused("There is nothing drawn to keep.")
-    else:
+    prefix, label = torch.from_numpy(x).long(), label_of(net, klass)
+    if keep == ROWS:
         rows = whole_number(keep_rows, 0, h, "number of rows to keep")
-    mask = torch.zeros(h, w, dtype=torch.bool)
-    mask[:rows] = True
-    prefix = torch.from_numpy(x).long()
-    if rows == h:
-        tell("warning", "Every row is kept, so there is nothing left to complete: keep fewer rows.")
+        mask = torch.zeros(h, w, dtype=torch.bool)
+        mask[:rows] = True
+    elif keep == DRAWN:
+        mask = torch.from_numpy(x[0] != 0)
+    else:
+        try:
+            mask = ~torch.from_numpy(convert.marked(marks, h, w, None if uploads is None else (uploads, EXAMPLES)))
+        except ValueError as e:
+            raise Refused(str(e), title="Nothing to repaint") from None
+    if mask.all():
+        tell("warning", "Every pixel is kept, so there is nothing left to complete: keep fewer rows."
+             if keep == ROWS else "Every pixel is kept, so there is nothing left to complete.")
         yield picture(prefix.expand(COMPLETIONS, -1, -1, -1), net.levels, COMPLETIONS_ROW, known=mask)
         return
-    stream = net.sample_stream(COMPLETIONS, seed=seed, temperature=temperature, every=every(net),
-                               prefix=prefix, prefix_mask=mask, label=label_of(net, klass))
+    if keep == ROWS:  # a raster prefix: the sampler itself is exact
+        stream = net.sample_stream(COMPLETIONS, seed=seed, temperature=temperature, every=every(net),
+                                   prefix=prefix, prefix_mask=mask, label=label)
+    else:  # known pixels after unknown ones: given all of them
+        stream = net.inpaint_stream(prefix, mask, COMPLETIONS, seed=seed, temperature=temperature, label=label,
+                                    particles=PARTICLES, every=every(net))
     with closing(frames(stream, net.levels, COMPLETIONS_ROW, known=mask)) as pictures:
         for pic, _ in pictures:
             yield pic
+
+
+def backdrop(name, source, drawing, image, uploads=None):
+    """The picture to mark what to repaint on: the picture the model `name` is given, filling a
+    MARKING_SIDE square canvas (None while there is none it can use)."""
+    try:
+        dataset = split(name)[1]
+        x = given(dataset, source, drawing, image, uploads=uploads)
+    except Refused:
+        return None
+    _, h, w = x.shape
+    return images.grid(x[None], datasets.shape_of(dataset)[3], scale=MARKING_SIDE // max(h, w), pad=0).resize(
+        (MARKING_SIDE, MARKING_SIDE), Image.Resampling.NEAREST)
 
 
 # ---------------------------------------------------------------- how likely, and what the model sees

@@ -313,3 +313,55 @@ def test_downloads_are_named_for_what_they_show(page, unpaced):
     page.locator("#start").click()
     wait_finished(page, "samples")
     expect(page.locator("#samples a[download]")).to_have_attribute("download", "pixelcnn-mnist-samples-seed-7.png")
+
+
+# ---------------------------------------------------------------- what is kept (issue #18)
+
+def test_complete_keeps_what_i_drew_wherever_it_is(page):
+    """The bottom of a digit, drawn: kept as drawn, every one of its pixels known, and the
+    rest, above it too, completed given all of it."""
+    page.get_by_role("tab", name="Complete").click()
+    draw(page, [(60, 230), (220, 230)])
+    page.locator("#keep").get_by_label("What I drew").check()
+    expect(page.locator("#keep-rows")).to_be_hidden()  # no rows to choose
+    page.locator("#complete").click()
+    img = picture(page, wait_finished(page, "completions"))
+    no_error(page)
+    given = picture(page, wait_finished(page, "given-drawn"))
+    ink = given.mean(axis=2) < 80
+    g = given.shape[0] // 30  # 28x28 in a 1-pixel border
+    drawn = ink[g:-g:g, g:-g:g][:28, :28]
+    scale = img.shape[1] // (2 * 29 + 1)
+    for k in range(4):
+        r, c = divmod(k, 2)
+        cell = img[(1 + r * 29) * scale + scale // 2::scale, (1 + c * 29) * scale + scale // 2::scale][:28, :28]
+        kept_ink = (cell.mean(axis=2) < 80) & (cell[..., 2] > cell[..., 0])  # dark blue
+        assert np.array_equal(kept_ink, drawn), f"completion {k}: the drawing is not kept as drawn"
+        assert not (cell[..., 2] - cell[..., 0] > 40)[~drawn].any(), "only the ink is known"
+    assert drawn[20:].any() and not drawn[:18].any()  # drawn at the bottom: nothing above it is kept
+    shot(page, "complete_what_i_drew.png")
+
+
+def test_complete_repaints_what_is_painted_over(page):
+    """An example, its middle painted over: the rest kept as it is (tinted), the middle
+    repainted, in four ways."""
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
+    page.locator("#examples img").nth(3).click()
+    page.locator("#image img").wait_for()
+    page.locator("#keep").get_by_label("All but what I paint over").check()
+    expect(page.locator("#marks")).to_be_visible()
+    page.locator("#marks .pixi-target canvas").first.wait_for()
+    time.sleep(1.0)  # the picture loaded as the canvas's background
+    draw(page, [(20, 140), (260, 140)], [(20, 160), (260, 160)], canvas="#marks")
+    page.locator("#complete").click()
+    img = picture(page, wait_finished(page, "completions"))
+    no_error(page)
+    scale = img.shape[1] // (2 * 29 + 1)
+    cells = [img[(1 + r * 29) * scale + scale // 2::scale, (1 + c * 29) * scale + scale // 2::scale][:28, :28]
+             for r in range(2) for c in range(2)]
+    for cell in cells:
+        tinted = cell[..., 2] - cell[..., 0] > 40
+        assert tinted[:10].all() and tinted[-6:].all(), "the part not painted over is kept"
+        assert not tinted[13:15, 4:24].any(), "the band painted over is repainted"
+    shot(page, "complete_repainted.png")
