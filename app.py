@@ -506,12 +506,13 @@ def build_demo():
         source.change(None, [source, keep], [draw_box, image_box, keep], js=in_browser(
             f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}}), "
             f"update({{choices: s === '{DRAW}' ? {as_choices(keeps(DRAW))} : {as_choices(keeps(IMAGE))}, "
-            f"value: s !== '{DRAW}' && k === '{DRAWN}' ? '{ROWS}' : k}})]", "s", "k"))
+            f"value: k === '{MARKED}' || (s !== '{DRAW}' && k === '{DRAWN}') ? '{ROWS}' : k}})]", "s", "k"))
         keep.change(None, keep, [keep_rows, marks], js=in_browser(
             f"[update({{visible: k === '{ROWS}'}}), update({{visible: k === '{MARKED}'}})]", "k"))
-        # the picture to paint on, as it is used: as the way to keep, the source, the image or the model changes
+        # the picture to paint on, as painting is chosen, or the image or the model changes (a new source
+        # keeps the top rows: no request for what only changes the page)
         marking = dict(fn=backdrop, inputs=[model, source, drawing, image, keep], outputs=marks, **private)
-        for changed in (keep, source, image, model):
+        for changed in (keep, image, model):
             changed.change(**marking)
     return demo
 

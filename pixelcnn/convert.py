@@ -257,21 +257,6 @@ def is_colour(img):
     return bool(np.ptp(np.asarray(on_white(img), np.int16), axis=2).max() > COLOUR_SPREAD)
 
 
-def last_ink_row(x):
-    """Index of the last row of levels (C, H, W) holding ink, or -1 if none. Ink: any
-    level but 0 in a binary image; in colour, any colour but the commonest on the border."""
-    x = np.asarray(x)
-    if x.shape[0] == 1:
-        marked = x[0] != 0
-    else:
-        border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
-        colours, counts = np.unique(border.T, axis=0, return_counts=True)
-        background = colours[counts.argmax()]
-        marked = (x != background[:, None, None]).any(axis=0)
-    rows = np.nonzero(marked.any(axis=1))[0]
-    return int(rows.max()) if len(rows) else -1
-
-
 def _resize(a, height, width):
     """Area-average a float image to (height, width)."""
     return np.asarray(Image.fromarray(a.astype(np.float32))

@@ -392,14 +392,12 @@ def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, k
              uploads=None):
     """Keep part of the picture and yield COMPLETIONS completions of the rest, two by two, as they
     form, the kept part tinted blue. `keep` says which part: ROWS, the top `keep_rows` rows;
-    DRAWN, a drawing's ink (True and False, as older pages sent them: DRAWN and ROWS); MARKED,
-    all but what is painted over in `marks`, the marking canvas."""
+    DRAWN, a drawing's ink; MARKED, all but what is painted over in `marks`, the marking canvas."""
     net = get_model(name)
     _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, MAX_SEED, "seed")
-    keep = {True: DRAWN, False: ROWS}[keep] if isinstance(keep, bool) else keep
-    if keep not in (ROWS, DRAWN, MARKED):
+    if not isinstance(keep, str) or keep not in (ROWS, DRAWN, MARKED):
         raise Refused(f"What to keep must be one of {ROWS!r}, {DRAWN!r} or {MARKED!r}, not {reprlib.repr(keep)}.")
     if keep == DRAWN and source != DRAW:
         raise Refused("Only a drawing keeps what you drew: draw, or keep the top rows of the image.")
@@ -411,13 +409,15 @@ def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, k
         mask[:rows] = True
     elif keep == DRAWN:
         mask = torch.from_numpy(x[0] != 0)
+        if not mask.any():
+            raise Refused("There is nothing drawn to keep.")
     else:
         try:
             mask = ~torch.from_numpy(convert.marked(marks, h, w, None if uploads is None else (uploads, EXAMPLES)))
         except ValueError as e:
             raise Refused(str(e), title="Nothing to repaint") from None
     if mask.all():
-        tell("warning", "Every pixel is kept, so there is nothing left to complete: keep fewer rows."
+        tell("warning", "Every row is kept, so there is nothing left to complete: keep fewer rows."
              if keep == ROWS else "Every pixel is kept, so there is nothing left to complete.")
         yield picture(prefix.expand(COMPLETIONS, -1, -1, -1), net.levels, COMPLETIONS_ROW, known=mask)
         return

@@ -53,8 +53,8 @@ def requests(models, samples, mix):
         return [(f"sample {first}", lambda seed: ["sample", [first, samples, 1.0, seed, 0, False]])]
     made = [(f"sample {name}", lambda seed, name=name: ["sample", [name, samples, 1.0, seed, 0, False]])
             for name in models]
-    made += [(f"complete {first}", lambda seed: ["complete", [first, "Image", None, example(first), 14, False, 1.0,
-                                                              seed, 0]]),
+    made += [(f"complete {first}", lambda seed: ["complete", [first, "Image", None, example(first), 14,
+                                                              "The top rows", 1.0, seed, 0, None]]),
              (f"score {first}", lambda seed: ["score", [first, "Image", None, example(first), 0]])]
     return made
 

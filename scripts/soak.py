@@ -97,7 +97,8 @@ def pick(rng, models, files, bad):
                "composite": handle_file(str(files["drawing"]))}
     picture = ["Draw", drawing, None] if "color" not in dataset and rng.random() < 0.5 else ["Image", None, example]
     good = {"sample": [name, rng.randint(1, 16), 1.0, rng.randrange(2**32), klass, False],
-            "complete": [name, *picture, 10, False, 1.0, rng.randrange(2**32), klass],
+            "complete": [name, *picture, 10, rng.choice(["The top rows", "What I drew"] if picture[0] == "Draw"
+                                                        else ["The top rows"]), 1.0, rng.randrange(2**32), klass],
             "score": [name, *picture, klass], "model change": [name, picture[0], 14, klass], "examples select": [name],
             "see-tab select": [name], "see-image select": [name]}
     event = {"examples select": {"index": rng.randrange(4), "value": None},

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from helpers import REPO, SEVEN, canvas, next_pixel_shown
 from pixelcnn import convert, images, studio
+from pixelcnn.studio import ROWS
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -51,8 +52,8 @@ def drawing(path, strokes=SEVEN):
 
 
 def complete(client, model="pixelcnn/mnist", source="Draw", draw=None, image=None, keep_rows=14,
-             keep_drawn=False, temperature=1.0, seed=0):
-    job = client.submit(model, source, draw, image, keep_rows, keep_drawn, temperature, seed, api_name="/complete")
+             keep=studio.ROWS, temperature=1.0, seed=0):
+    job = client.submit(model, source, draw, image, keep_rows, keep, temperature, seed, api_name="/complete")
     frames = list(job)
     return frames, job.outputs()[-1]
 
@@ -127,15 +128,14 @@ def test_complete_keeps_the_given_rows_exactly_and_fills_the_rest(client, tmp_pa
     assert len({is_ink(got[k, 14:]).tobytes() for k in range(4)}) > 1  # four different completions
 
 
-def test_complete_everything_drawn_keeps_every_row_down_to_the_last_ink(client, tmp_path, unpaced):
-    top = [[(60, 50), (220, 50), (190, 110)]]  # the top of a 7, in the top of the canvas
-    _, final = complete(client, draw=drawing(tmp_path / "top.png", top), keep_rows=3, keep_drawn=True)
-    given = convert.drawing_to_levels(canvas(top), 28, 28, whole=False)
-    rows = convert.last_ink_row(given) + 1
-    assert 6 < rows < 16
-    got = cells(final, 4, 2, 28, 28)  # four completions, two by two
-    assert is_tinted(got[:, :rows]).all() and not is_tinted(got[:, rows:]).any()
-    assert (is_ink(got[:, :rows]) == given[0, None, :rows].astype(bool)).all()
+def test_complete_keeps_what_was_drawn_wherever_it_is(client, tmp_path, unpaced):
+    bottom = [[(60, 230), (220, 230)]]  # a bar at the bottom of the canvas
+    _, final = complete(client, draw=drawing(tmp_path / "bottom.png", bottom), keep=studio.DRAWN)
+    given = convert.drawing_to_levels(canvas(bottom), 28, 28, whole=False)[0].astype(bool)
+    assert given[20:].any() and not given[:18].any()
+    got = cells(final, 4, 2, 28, 28)
+    assert (is_tinted(got) == given[None]).all()  # the ink, and only the ink, is known
+    assert (is_ink(got[:, given])).all()
 
 
 def test_complete_an_example_on_a_colour_model(client, unpaced):
@@ -180,17 +180,17 @@ def test_bad_input_is_a_message_not_a_crash(client, tmp_path, unpaced, capfd):
     seven = drawing(tmp_path / "seven.png")
     c = ("pixelcnn/mnist", "Draw")
     cases = [
-        ("/complete", (*c, empty, None, 14, False, 1.0, 0), "canvas is empty"),
-        ("/complete", (*c, None, None, 14, True, 1.0, 0), "canvas is empty"),
-        ("/complete", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "notes.png")), 14, False, 1.0, 0),
+        ("/complete", (*c, empty, None, 14, ROWS, 1.0, 0), "canvas is empty"),
+        ("/complete", (*c, None, None, 14, studio.DRAWN, 1.0, 0), "canvas is empty"),
+        ("/complete", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "notes.png")), 14, ROWS, 1.0, 0),
          "not an image"),
-        ("/complete", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "huge.png")), 14, False, 1.0, 0),
+        ("/complete", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "huge.png")), 14, ROWS, 1.0, 0),
          "too large"),
-        ("/complete", ("pixelcnn/mnist", "Image", None, None, 14, False, 1.0, 0), "upload one or pick an example"),
-        ("/complete", ("pixelrcnn/color_mnist", "Draw", seven, None, 14, False, 1.0, 0), "colour images"),
-        ("/complete", (*c, seven, None, 99, False, 1.0, 0), "rows to keep"),
+        ("/complete", ("pixelcnn/mnist", "Image", None, None, 14, ROWS, 1.0, 0), "upload one or pick an example"),
+        ("/complete", ("pixelrcnn/color_mnist", "Draw", seven, None, 14, ROWS, 1.0, 0), "colour images"),
+        ("/complete", (*c, seven, None, 99, ROWS, 1.0, 0), "rows to keep"),
         ("/complete", (*c, seven, None, 14, False, 0.0, 0), "temperature"),
-        ("/complete", ("gpt/mnist", "Draw", seven, None, 14, False, 1.0, 0), "Pick a model"),
+        ("/complete", ("gpt/mnist", "Draw", seven, None, 14, ROWS, 1.0, 0), "Pick a model"),
         ("/sample", ("pixelcnn/mnist", 0, 1.0, 0), "number of samples must be a whole number from 1 to 16"),
         ("/sample", ("pixelcnn/mnist", 2.5, 1.0, 0), "number of samples"),
         ("/sample", ("pixelcnn/mnist", 4, 1.0, -1), "seed must be a whole number from 0 to 4294967295, not -1"),

@@ -113,7 +113,8 @@ def test_draw_the_top_of_a_digit_and_complete_it(page):
     page.mouse.move(*at(210, 60), steps=6)
     page.mouse.move(*at(180, 130), steps=4)
     page.mouse.up()
-    page.locator("#keep-drawn input").check()
+    page.locator("#keep-rows input[type=number]").fill("11")  # the rows drawn on: 5 to 10
+    page.locator("#keep-rows input[type=number]").press("Enter")
     page.locator("#complete").click()
     seen = watch(page, "completions", lambda seen: len(seen) >= 3)
     final = wait_finished(page, "completions")
@@ -142,8 +143,9 @@ def test_complete_a_colour_example(page):
 
 
 def test_what_only_changes_the_page_asks_the_server_nothing(page):
-    """Showing the probabilities, switching between drawing and an image, keeping what was
-    drawn: done in the browser, without a request (a crowd clicking them costs the server nothing)."""
+    """Showing the probabilities, switching between drawing and an image (and the ways to keep
+    part of each): done in the browser, without a request (a crowd clicking them costs the
+    server nothing)."""
     asked = []
     page.on("request", lambda r: asked.append(r.url) if "/run/" in r.url or "/queue/" in r.url else None)
     page.locator("#show-probs input").check()
@@ -155,10 +157,8 @@ def test_what_only_changes_the_page_asks_the_server_nothing(page):
     page.locator("#source").get_by_label("Draw").check()
     sync_api.expect(page.locator("#sketch")).to_be_visible()
     sync_api.expect(page.locator("#examples")).to_be_hidden()
-    page.locator("#keep-drawn input").check()
-    sync_api.expect(page.locator("#keep-rows input[type=range]")).to_be_disabled()
-    page.locator("#keep-drawn input").uncheck()
-    sync_api.expect(page.locator("#keep-rows input[type=range]")).to_be_enabled()
+    page.locator("#source").get_by_label("Image").check()
+    sync_api.expect(page.locator("#keep").get_by_label("What I drew")).to_have_count(0)  # an image is not drawn
     assert asked == []
 
 

@@ -25,7 +25,7 @@ def client(app_url):
 def args_of(endpoint, source, drawing, image):
     """Every input of /complete or /score (raw HTTP sends them all)."""
     if endpoint == "complete":
-        return [MODEL, source, drawing, image, 14, False, 1.0, 0, 0]
+        return [MODEL, source, drawing, image, 14, "The top rows", 1.0, 0, 0, None]
     return [MODEL, source, drawing, image, 0]
 
 

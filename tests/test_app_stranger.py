@@ -166,18 +166,25 @@ def test_no_label_covers_a_picture(browser, app_url, unpaced, viewport):
 
 
 def test_controls_that_do_not_apply_are_hidden(page):
+    """Keeping what was drawn is offered for a drawing only; the rows to keep only where they
+    are kept; the marking canvas only where part is painted over; a one-option source, never."""
     page.get_by_role("tab", name="Complete").click()
-    keep_drawn = page.locator("#keep-drawn")
-    expect(keep_drawn).to_be_visible()
-    keep_drawn.locator("input").check()
+    keep = page.locator("#keep")
+    keep.get_by_label("What I drew").check()
+    expect(page.locator("#keep-rows")).to_be_hidden()
     page.locator("#source").get_by_label("Image").check()
-    expect(keep_drawn).to_be_hidden()  # an image is not drawn
-    expect(page.locator("#keep-rows input[type=range]")).to_be_enabled()  # and its rows are the ones kept
+    expect(keep.get_by_label("What I drew")).to_have_count(0)  # an image is not drawn
+    expect(keep.get_by_label("The top rows")).to_be_checked()
+    expect(page.locator("#keep-rows")).to_be_visible()  # and its rows are the ones kept
+    keep.get_by_label("All but what I paint over").check()
+    expect(page.locator("#marks")).to_be_visible()
+    expect(page.locator("#keep-rows")).to_be_hidden()
     page.locator("#source").get_by_label("Draw").check()
-    expect(keep_drawn).to_be_visible()
+    expect(keep.get_by_label("What I drew")).to_be_visible()
+    expect(page.locator("#marks")).to_be_hidden()  # a new picture: the top rows again
     choose_model(page, "Colour shapes · PixelRCNN")
     expect(page.locator("#source")).to_be_hidden()  # one choice is none: colour models complete images
-    expect(keep_drawn).to_be_hidden()
+    expect(keep.get_by_label("What I drew")).to_have_count(0)
     expect(page.locator("#examples")).to_be_visible()
 
 

@@ -43,7 +43,6 @@ def test_a_partial_drawing_keeps_its_place_the_canvas_standing_for_the_central_b
     x = convert.drawing_to_levels(canvas(top, width=20), 28, 28, whole=False)
     r0, r1, c0, c1 = bbox(x)
     assert (r0, c0, c1) == (4, 4, 23) and r1 <= 5  # the top of MNIST's 20x20 box, its full width
-    assert convert.last_ink_row(x) == r1
 
 
 @pytest.mark.parametrize("whole", [True, False])
@@ -117,7 +116,6 @@ def test_a_colour_image_is_cropped_square_and_rounded_to_levels():
     assert x.shape == (3, 20, 20)
     assert (x[:, 2:10, 5:15] == np.array([0, 1, 2])[:, None, None]).all()
     assert (x[:, 0, 0] == [3, 0, 0]).all() and (x[:, 10:] == 3 * (np.arange(3) == 0)[:, None, None]).all()
-    assert convert.last_ink_row(x) == 9  # the background is the commonest border colour
 
 
 def test_files_that_are_not_images_or_too_large_are_refused(tmp_path):
@@ -161,13 +159,6 @@ def test_a_large_image_of_any_mode_is_averaged_down(tmp_path, mode):
     opened = convert.open_image(tmp_path / "a.png")
     assert opened.mode == "RGB" and opened.size == (1024, 512)
     assert opened.getpixel((0, 0)) == (255, 255, 255) and opened.getpixel((100, 200)) == (0, 0, 0)
-
-
-def test_last_ink_row():
-    x = np.zeros((1, 20, 20), np.uint8)
-    assert convert.last_ink_row(x) == -1
-    x[0, 7, 3] = 1
-    assert convert.last_ink_row(x) == 7
 
 
 def test_what_the_page_sends_is_opened_as_an_image(tmp_path):

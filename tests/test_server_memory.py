@@ -43,8 +43,8 @@ def test_memory_comes_back_after_bad_and_huge_requests(tiny_weights, tmp_path):
     requests = [("/score", (*image, handle_file(white))),  # refused: the image is blank
                 ("/score", (*image, handle_file(marked))),
                 ("/score", ("pixelcnn/mnist", "Draw", drawing, None)),
-                ("/complete", (*image, handle_file(white), 14, False, 1.0, 0)),  # refused
-                ("/complete", ("pixelcnn/mnist", "Draw", drawing, None, 14, False, 1.0, 0))]
+                ("/complete", (*image, handle_file(white), 14, "The top rows", 1.0, 0)),  # refused
+                ("/complete", ("pixelcnn/mnist", "Draw", drawing, None, 14, "The top rows", 1.0, 0))]
     with running_app() as (proc, url):
         client = Client(url, verbose=False)
         example = handle_file(str(REPO / "examples" / "mnist_7.png"))

@@ -228,7 +228,7 @@ def test_the_space_serves_every_endpoint(space):
     assert width == height > 2 * 28, "four digits, two by two"
 
     example = handle_file(str(REPO / "examples" / "mnist_7.png"))
-    job = client.submit("pixelcnn/mnist", "Image", None, example, 14, False, 1.0, 0, api_name="/complete")
+    job = client.submit("pixelcnn/mnist", "Image", None, example, 14, "The top rows", 1.0, 0, api_name="/complete")
     assert len(list(job)) > 1, "completions stream as they form"
     width, height = Image.open(job.outputs()[-1]).size
     assert width == height > 2 * 28, "four completions, two by two"

@@ -3,13 +3,14 @@ inputs to pictures and text, its refusals, and the global random state left as i
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import pixelcnn
 from helpers import REPO, SEVEN, canvas, make_tiny, next_pixel_shown
 from pixelcnn import analysis, convert, datasets, evaluate, files, images, studio, weights
 
 EXAMPLE = {"path": str(REPO / "examples" / "shapes_1.png")}
+EXAMPLE_MNIST = str(REPO / "examples" / "mnist_7.png")
 
 
 pytestmark = pytest.mark.usefixtures("fresh_caches")  # app_fixtures: no model cached by another test
@@ -181,7 +182,7 @@ def test_sample_refuses_bad_input_before_drawing(tiny_models):
 
 def test_complete_keeps_the_top_rows_and_samples_the_rest(tiny_models, tmp_path):
     said = []
-    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 14, False, 1.0, 2,
+    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 14, studio.ROWS, 1.0, 2,
                                   tell=lambda *a: said.append(a)))
     net = tiny_models("pixelcnn", "mnist")
     x = torch.from_numpy(convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)).long()
@@ -202,7 +203,7 @@ def test_a_drawing_is_completed_and_scored_where_it_was_drawn(tiny_models, tmp_p
     net = tiny_models("pixelcnn", "mnist")
     _, text = studio.score("pixelcnn/mnist", studio.DRAW, bar, None)
     assert f"**{analysis.bits_per_dim(net, torch.from_numpy(x).long()[None]).item():.3f} bits/dim**" in text
-    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, bar, None, 28, False, 1.0, 0))
+    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, bar, None, 28, studio.ROWS, 1.0, 0))
     assert np.array_equal(np.asarray(frames[-1].image()), np.asarray(studio.picture(
         torch.from_numpy(x).long().expand(4, -1, -1, -1), 2, 2, known=torch.ones(28, 28, dtype=torch.bool)).image()))
     shown = studio.seen("pixelcnn/mnist", studio.DRAW, bar, None)
@@ -210,16 +211,51 @@ def test_a_drawing_is_completed_and_scored_where_it_was_drawn(tiny_models, tmp_p
     assert studio.seen("pixelcnn/mnist", studio.DRAW, None, None) is None  # nothing drawn: nothing shown
 
 
-def test_keeping_everything_drawn_applies_to_drawings_only(tiny_models):
-    """With an image, the rows to keep are kept, whether or not "Keep everything I drew" is ticked."""
-    kept = [np.asarray(list(studio.complete("pixelcnn/shapes", studio.IMAGE, None, EXAMPLE, 5, keep_drawn, 1.0,
-                                            0))[-1].image()) for keep_drawn in (True, False)]
-    assert np.array_equal(*kept)
+def test_keeping_what_was_drawn_applies_to_drawings_only(tiny_models):
+    e = refusal(studio.complete, "pixelcnn/shapes", studio.IMAGE, None, EXAMPLE, 5, studio.DRAWN, 1.0, 0)
+    assert "Only a drawing keeps what you drew" in str(e)
+    e = refusal(studio.complete, "pixelcnn/shapes", studio.IMAGE, None, EXAMPLE, 5, False, 1.0, 0)
+    assert "What to keep must be one of" in str(e)
+
+
+def test_complete_keeps_what_was_drawn_and_fills_in_the_rest_given_all_of_it(tiny_models, tmp_path):
+    """The drawing's ink is known, wherever it is; the rest is model.inpaint's, seeded."""
+    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 0, studio.DRAWN, 1.0, 2))
+    net = tiny_models("pixelcnn", "mnist")
+    x = torch.from_numpy(convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)).long()
+    known = x[0] != 0
+    done = net.inpaint(x, known, studio.COMPLETIONS, seed=2, particles=studio.PARTICLES)
+    expected = studio.picture(done, net.levels, studio.COMPLETIONS_ROW, known=known)
+    assert len(frames) > 3 and np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
+
+
+def test_complete_repaints_what_is_painted_over(tiny_models, tmp_path):
+    """The marking canvas's paint, a band across the middle: every pixel but those kept."""
+    paint = Image.new("RGBA", (studio.MARKING_SIDE,) * 2, (0, 0, 0, 0))
+    ImageDraw.Draw(paint).rectangle((0, 100, 279, 139), fill=(255, 45, 149, 255))  # rows 10 to 13 of 28
+    paint.save(tmp_path / "paint.png")
+    marks = {"background": None, "layers": [{"path": str(tmp_path / "paint.png")}], "composite": None}
+    frames = list(studio.complete("pixelcnn/mnist", studio.IMAGE, None, EXAMPLE_MNIST, 0, studio.MARKED, 1.0, 3,
+                                  marks=marks))
+    net = tiny_models("pixelcnn", "mnist")
+    x = torch.from_numpy(convert.image_to_levels(convert.open_image(EXAMPLE_MNIST), 1, 28, 28, 2)).long()
+    known = torch.ones(28, 28, dtype=torch.bool)
+    known[10:14] = False
+    done = net.inpaint(x, known, studio.COMPLETIONS, seed=3, particles=studio.PARTICLES)
+    expected = studio.picture(done, net.levels, studio.COMPLETIONS_ROW, known=known)
+    assert np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
+    nothing = {"background": None, "layers": [], "composite": None}
+    e = refusal(studio.complete, "pixelcnn/mnist", studio.IMAGE, None, EXAMPLE_MNIST, 0, studio.MARKED, 1.0, 3,
+                marks=nothing)
+    assert e.title == "Nothing to repaint" and "paint over the part" in str(e)
+    backdrop = studio.backdrop("pixelcnn/mnist", studio.IMAGE, None, EXAMPLE_MNIST)
+    assert backdrop.size == (studio.MARKING_SIDE,) * 2
+    assert np.array_equal(np.asarray(backdrop)[5::10, 5::10, 0] < 128, x[0].numpy() == 1)  # the picture, filling it
 
 
 def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, tmp_path):
     said = []
-    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 28, False, 1.0, 0,
+    frames = list(studio.complete("pixelcnn/mnist", studio.DRAW, drawing(tmp_path), None, 28, studio.ROWS, 1.0, 0,
                                   tell=lambda *a: said.append(a)))
     assert len(frames) == 1 and said == [("warning", "Every row is kept, so there is nothing left to complete: "
                                                      "keep fewer rows.")]
@@ -227,11 +263,11 @@ def test_complete_with_every_row_kept_warns_and_shows_the_picture(tiny_models, t
 
 def test_complete_refuses_pictures_it_cannot_use(tiny_models, tmp_path):
     faint = drawing(tmp_path, [[(140, 100), (141, 100)]])  # ink, too little to make a pixel
-    e = refusal(studio.complete, "pixelcnn/mnist", studio.DRAW, faint, None, 0, True, 1.0, 0)
+    e = refusal(studio.complete, "pixelcnn/mnist", studio.DRAW, faint, None, 0, studio.DRAWN, 1.0, 0)
     assert str(e) == "There is nothing drawn to keep."
-    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.DRAW, drawing(tmp_path), None, 5, False, 1.0, 0)
+    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.DRAW, drawing(tmp_path), None, 5, studio.ROWS, 1.0, 0)
     assert e.title == "Cannot use that picture" and "colour images" in str(e)
-    e = refusal(studio.complete, "pixelcnn/mnist", studio.IMAGE, None, None, 5, False, 1.0, 0)
+    e = refusal(studio.complete, "pixelcnn/mnist", studio.IMAGE, None, None, 5, studio.ROWS, 1.0, 0)
     assert e.title == "Cannot use that picture" and "No image yet" in str(e)
 
 
