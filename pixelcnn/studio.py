@@ -46,7 +46,7 @@ DRAW, IMAGE = "Draw", "Image"  # where the picture to complete or score comes fr
 # what a completion keeps of the picture: its top rows (the raster sampler, exact); the drawing's
 # ink; or all but what is painted over in the marking canvas (both: model.inpaint)
 ROWS, DRAWN, MARKED = "The top rows", "What I drew", "All but what I paint over"
-PARTICLES = 8  # model.inpaint's proposals per completion: docs/models.md, scripts/inpaint_speed.py
+PARTICLES = 8  # model.inpaint's proposals per completion: four within 1.4 s (docs/models.md#inpainting)
 MARKING_SIDE = 280  # the marking canvas, in screen pixels: the whole picture, scaled to fill it
 
 
@@ -277,12 +277,14 @@ def seen(name, source, drawing, image, uploads=None):
 class Grid:
     """A crisp grid of images, about `width` pixels wide, drawn by image() when it is shown: till
     then a few KB of levels (copied as they are now), cheap to keep, to drop unseen and to send
-    to another process, where the picture it draws is a few hundred KB."""
+    to another process, where the picture it draws is a few hundred KB. `drawn` pixels, in
+    raster order (the sampler's), are drawn so far (None: all); the others, but those `known`,
+    show as not drawn yet."""
 
-    def __init__(self, x, levels, nrow, mark=None, known=None, width=WIDTH):
+    def __init__(self, x, levels, nrow, mark=None, known=None, width=WIDTH, drawn=None):
         self.x = torch.as_tensor(x).cpu().numpy().astype(np.uint8 if levels <= 256 else np.int64)  # a copy
         self.known = None if known is None else torch.as_tensor(known).bool().cpu().numpy().copy()
-        self.levels, self.nrow, self.mark, self.width = levels, nrow, mark, width
+        self.levels, self.nrow, self.mark, self.width, self.drawn = levels, nrow, mark, width, drawn
 
     def image(self):
         scale = max(3, self.width // (self.nrow * (self.x.shape[-1] + 1) + 1))
@@ -290,18 +292,17 @@ class Grid:
                            blank=self.blank())
 
     def blank(self):
-        """The pixels not drawn yet (H, W), or None once all are: those after the one being drawn
-        (in raster order, the sampler's), but those known."""
-        if self.mark is None:
+        """The pixels not drawn yet (H, W), or None once all are."""
+        if self.drawn is None:
             return None
         h, w = self.x.shape[-2:]
-        after = np.arange(h * w).reshape(h, w) > self.mark[0] * w + self.mark[1]
+        after = np.arange(h * w).reshape(h, w) >= self.drawn
         return after if self.known is None else after & ~self.known
 
 
-def picture(x, levels, nrow, mark=None, known=None, width=WIDTH):
+def picture(x, levels, nrow, mark=None, known=None, width=WIDTH, drawn=None):
     """The Grid of levels x (N, C, H, W), `nrow` to a row."""
-    return Grid(x, levels, nrow, mark, known, width)
+    return Grid(x, levels, nrow, mark, known, width, drawn)
 
 
 def frames(stream, levels, nrow, known=None, width=WIDTH):
@@ -310,7 +311,9 @@ def frames(stream, levels, nrow, known=None, width=WIDTH):
     generator (Stop, the browser going away) closes the sampler with it."""
     with closing(stream):
         for p in stream:
-            yield picture(p.images, levels, nrow, None if p.done == p.total else p.position, known, width), p
+            drawing = p.done < p.images.shape[-2] * p.images.shape[-1]  # (inpainting's Gibbs sweeps come after)
+            yield picture(p.images, levels, nrow, p.position if p.done < p.total else None, known, width,
+                          p.done if drawing else None), p
 
 
 def warm(name):
@@ -421,6 +424,7 @@ def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, k
              if keep == ROWS else "Every pixel is kept, so there is nothing left to complete.")
         yield picture(prefix.expand(COMPLETIONS, -1, -1, -1), net.levels, COMPLETIONS_ROW, known=mask)
         return
+    yield picture(prefix.expand(COMPLETIONS, -1, -1, -1), net.levels, COMPLETIONS_ROW, known=mask, drawn=0)
     if keep == ROWS:  # a raster prefix: the sampler itself is exact
         stream = net.sample_stream(COMPLETIONS, seed=seed, temperature=temperature, every=every(net),
                                    prefix=prefix, prefix_mask=mask, label=label)

@@ -133,7 +133,7 @@ def test_pixels_not_drawn_yet_show_as_a_checkerboard_not_black(tiny_models):
 
 def test_completions_leave_the_kept_rows_and_checker_the_rest(tiny_models):
     grid = studio.picture(torch.zeros(4, 1, 6, 5, dtype=torch.long), 2, 2, mark=(3, 1),
-                          known=torch.arange(6)[:, None].expand(6, 5) < 2)
+                          known=torch.arange(6)[:, None].expand(6, 5) < 2, drawn=3 * 5 + 2)
     expected = np.zeros((6, 5), bool)
     expected.flat[3 * 5 + 2:] = True
     assert np.array_equal(grid.blank(), expected)
@@ -192,6 +192,7 @@ def test_complete_keeps_the_top_rows_and_samples_the_rest(tiny_models, tmp_path)
     expected = studio.picture(done, net.levels, studio.COMPLETIONS_ROW, known=mask)
     assert len(frames) > 5 and said == []
     assert np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
+    assert np.array_equal(frames[0].blank(), ~mask.numpy())  # at once: what is kept, the rest to draw
 
 
 def test_a_drawing_is_completed_and_scored_where_it_was_drawn(tiny_models, tmp_path):
