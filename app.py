@@ -503,10 +503,11 @@ def build_demo():
         for button, output in ((start, samples), (go, completions), (rate, surprise)):
             button.click(None, js=into_view(output.elem_id))
         show_probs.change(None, show_probs, probs, js=in_browser("[update({visible: on})]", "on"))
-        source.change(None, [source, keep], [draw_box, image_box, keep], js=in_browser(
+        source.change(None, [source, keep], [draw_box, image_box, keep, surprise, likelihood], js=in_browser(
             f"[update({{visible: s === '{DRAW}'}}), update({{visible: s === '{IMAGE}'}}), "
             f"update({{choices: s === '{DRAW}' ? {as_choices(keeps(DRAW))} : {as_choices(keeps(IMAGE))}, "
-            f"value: k === '{MARKED}' || (s !== '{DRAW}' && k === '{DRAWN}') ? '{ROWS}' : k}})]", "s", "k"))
+            f"value: k === '{MARKED}' || (s !== '{DRAW}' && k === '{DRAWN}') ? '{ROWS}' : k}}), null, '']",
+            "s", "k"))  # the other picture's verdict, cleared
         keep.change(None, keep, [keep_rows, marks], js=in_browser(
             f"[update({{visible: k === '{ROWS}'}}), update({{visible: k === '{MARKED}'}})]", "k"))
         # the picture to paint on, as painting is chosen, or the image or the model changes (a new source

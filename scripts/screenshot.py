@@ -1,7 +1,9 @@
 """Take the README's pictures of the app with the weights in weights/, in Chromium:
 docs/app.png (Sample), docs/complete.png (Complete), docs/class.png (a class-conditional
 model asked for a 3, with the next-pixel probabilities), docs/score.png (How likely is it?),
-docs/see.png (What the model sees), docs/colour.png (a colour model stopped half way, with
+docs/repaint.png and docs/keep_drawn.png (Complete given all
+that is kept: an example's middle painted over, the bottom of a digit drawn), docs/see.png
+(What the model sees), docs/colour.png (a colour model stopped half way, with
 its next-pixel probabilities), all 1280x1000, and docs/phone.png, docs/phone_complete.png
 (Sample and Complete on a 390x844 phone).
 
@@ -24,20 +26,40 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def settle(page, elem_id):
-    """Wait until the output `elem_id` shows its final, fully loaded picture."""
+def settle(page, elem_id, before=None):
+    """Wait until the output `elem_id` shows its final, fully loaded picture (another than the
+    one whose address was `before`)."""
     time.sleep(1)
-    page.wait_for_function("""(id) => {
+    page.wait_for_function("""([id, before]) => {
         const el = document.getElementById(id), img = el.querySelector('img');
         const tracker = el.querySelector('[data-testid=status-tracker]');
-        return (!tracker || tracker.classList.contains('hide')) && img && img.complete && img.naturalWidth > 0;
-    }""", arg=elem_id, timeout=60_000)
+        return (!tracker || tracker.classList.contains('hide')) && img && img.complete && img.naturalWidth > 0
+            && img.src !== before;
+    }""", arg=[elem_id, before], timeout=60_000)
+
+
+def shown(page, elem_id):
+    """The address of the picture the output `elem_id` shows, if any."""
+    img = page.locator(f"#{elem_id} img")
+    return img.first.get_attribute("src") if img.count() else None
 
 
 def choose(page, elem_id, option):
     """Pick the option that reads `option`, whatever word follows it after a dash."""
     page.locator(f"#{elem_id}").get_by_role("combobox").click()
     page.get_by_role("option", name=re.compile(f"^{re.escape(option)}( — .*)?$")).click()
+
+
+def draw(page, canvas, *strokes):
+    """Drag the mouse along each stroke, points in the 280x280 canvas's pixels."""
+    box = page.locator(f"{canvas} .pixi-target canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # centred, at about 100%
+    for stroke in strokes:
+        page.mouse.move(cx + 0.95 * (stroke[0][0] - 140), cy + 0.95 * (stroke[0][1] - 140))
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(cx + 0.95 * (x - 140), cy + 0.95 * (y - 140), steps=8)
+        page.mouse.up()
 
 
 def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, example=3):
@@ -62,6 +84,23 @@ def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, examp
         page.locator("#score").click()
         settle(page, "surprise")
         page.screenshot(path=str(out.parent / "score.png"), full_page=True)
+        # the same example, its middle painted over and repainted
+        page.locator("#keep").get_by_label("All but what I paint over").check()
+        page.locator("#marks .pixi-target canvas").first.wait_for()
+        time.sleep(1.0)  # the picture, loaded as the canvas's background
+        draw(page, "#marks", [(30, 120), (250, 120)], [(30, 150), (250, 150)])
+        before = shown(page, "completions")
+        page.locator("#complete").click()
+        settle(page, "completions", before)
+        page.screenshot(path=str(out.parent / "repaint.png"), full_page=True)
+        # the bottom of a digit, drawn, and completed given all of it
+        page.locator("#source").get_by_label("Draw").check()
+        draw(page, "#sketch", [(200, 120), (110, 250)])
+        page.locator("#keep").get_by_label("What I drew").check()
+        before = shown(page, "completions")
+        page.locator("#complete").click()
+        settle(page, "completions", before)
+        page.screenshot(path=str(out.parent / "keep_drawn.png"), full_page=True)
         # What the model sees: the pixel in row 16, column 15
         page.get_by_role("tab", name="What the model sees").click()
         settle(page, "see-gated")
