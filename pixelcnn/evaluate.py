@@ -1,6 +1,8 @@
-"""Test-set NLL of trained weights, recomputed in fp32:
+"""Test-set NLL of trained weights, recomputed in fp32, and for colour models how often their
+samples have two colours, as real images do:
 
     python -m pixelcnn.evaluate --model pixelcnn --dataset mnist --data-dir ../shared/data
+    python -m pixelcnn.evaluate --model gated --dataset color_mnist --samples 200 --update-facts
 """
 import argparse
 import math
@@ -50,15 +52,44 @@ def range_on_test_images(net, data_dir=None, weights_dir=None):
     return bits_range(net, x[:RANGE_IMAGES], y[:RANGE_IMAGES])
 
 
+def two_colours(x):
+    """How far colour images (N, C, H, W) of levels are from having two colours each, as every
+    real colour-shapes and colour-MNIST image has (a background and a foreground): (the share of
+    images with exactly two colours, the share of all pixels in a colour other than their
+    image's two commonest)."""
+    x = torch.as_tensor(x).long()
+    n, c, h, w = x.shape
+    levels = int(x.max()) + 1
+    codes = torch.zeros(n, h * w, dtype=torch.long)
+    for k in range(c):  # each pixel's colour as one number
+        codes = codes * levels + x[:, k].flatten(1)
+    counts = torch.zeros(n, levels ** c, dtype=torch.long).scatter_add_(1, codes, torch.ones_like(codes))
+    two = (counts > 0).sum(1) == 2
+    third = (h * w - counts.topk(min(2, counts.shape[1]), dim=1).values.sum(1)).sum()
+    return two.double().mean().item(), third.item() / (n * h * w)
+
+
+def sample_figures(net, samples, seed=0):
+    """two_colours of `samples` samples at temperature 1, seeded (a class-conditional model's
+    classes in turn), as the facts file keeps them."""
+    label = torch.arange(samples) % net.config.classes if net.config.classes else None
+    two, third = two_colours(net.sample(samples, seed=seed, label=label))
+    return {"samples": samples, "seed": seed, "images_with_two_colours": round(two, 4),
+            "pixels_in_a_third_colour": round(third, 5)}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, choices=pixelcnn.MODELS)
     p.add_argument("--dataset", required=True, choices=pixelcnn.DATASETS)
     p.add_argument("--data-dir", default=None, help="folder holding mnist/ (default: $PIXELCNN_DATA, else ./data)")
     p.add_argument("--weights-dir", default=None, help="default weights/")
+    p.add_argument("--samples", type=int, default=0,
+                   help="colour datasets: draw N samples (temperature 1, seed 0) and say how many have exactly "
+                        "two colours, as real images do, and how many pixels are in a third")
     p.add_argument("--update-facts", action="store_true",
-                   help=f"write the bits/dim percentiles of the first {RANGE_IMAGES} test images into the facts "
-                        "file, for the app where the dataset cannot be read")
+                   help=f"write the bits/dim percentiles of the first {RANGE_IMAGES} test images (and with "
+                        "--samples, the two-colour figures) into the facts file, for the app and README")
     args = p.parse_args(argv)
     net = pixelcnn.load(args.model, args.dataset, args.weights_dir)
     test, labels = datasets.load(args.dataset, "test", args.data_dir)
@@ -73,6 +104,11 @@ def main(argv=None):
     facts = files.read_facts(path)
     if "test_nats_per_dim" in facts:
         print(f"train.py recorded {facts['test_nats_per_dim']:.4f} nats/dim")
+    if args.samples and net.image_shape[0] > 1:
+        facts["samples_two_colours"] = figures = sample_figures(net, args.samples)
+        print(f"{args.samples} samples: {figures['images_with_two_colours']:.1%} with exactly two colours, "
+              f"{figures['pixels_in_a_third_colour']:.2%} of pixels in a third colour (real images: "
+              f"{two_colours(test[:args.samples])[0]:.0%} and {two_colours(test[:args.samples])[1]:.0%})")
     if args.update_facts:
         facts["test_bits_per_dim_percentiles"] = bits_range(net, test[:RANGE_IMAGES], labels[:RANGE_IMAGES])
         print(f"wrote the bits/dim percentiles into {files.write_facts(path, facts)}")

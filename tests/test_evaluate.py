@@ -1,0 +1,41 @@
+"""pixelcnn.evaluate's two-colour figures (issue #16): how many samples have exactly two colours,
+as every real colour image has, and how many pixels are in a third."""
+import json
+
+import pytest
+import torch
+
+import pixelcnn
+from helpers import make_tiny
+from pixelcnn import datasets, evaluate, weights
+
+
+def test_two_colours_counts_images_and_pixels_exactly():
+    x = torch.zeros(3, 3, 4, 5, dtype=torch.long)  # three 4x5 colour images, all black
+    x[0, 0, :2] = 3  # red top half: two colours
+    x[1, 2, 0, :3] = 1  # a dark blue stroke of 3 pixels: two colours
+    x[2, 1, :, :2] = 2  # green left columns (8 pixels), black right (12), and 2 pixels of a third colour
+    x[2, :, 3, 3:] = 3
+    two, third = evaluate.two_colours(x)
+    assert two == pytest.approx(2 / 3) and third == pytest.approx(2 / 60)
+    assert evaluate.two_colours(torch.zeros(2, 3, 4, 4, dtype=torch.long)) == (0.0, 0.0)  # one colour: not two
+
+
+def test_real_colour_images_have_two_colours():
+    for dataset in ("color_shapes",) + (("color_mnist",) if datasets.has_mnist() else ()):
+        assert evaluate.two_colours(datasets.load(dataset, "test")[0][:200]) == (1.0, 0.0)
+
+
+def test_evaluate_writes_the_samples_two_colour_figures_into_the_facts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(evaluate, "RANGE_IMAGES", 16)
+    net = make_tiny("pixelrcnn_ar", "color_shapes")
+    weights.save(net, weights.weights_path("pixelrcnn_ar", "color_shapes", tmp_path))
+    evaluate.main(["--model", "pixelrcnn_ar", "--dataset", "color_shapes", "--weights-dir", str(tmp_path),
+                   "--samples", "8", "--update-facts"])
+    facts = json.loads(weights.weights_path("pixelrcnn_ar", "color_shapes", tmp_path).with_suffix(".json").read_text())
+    figures = facts["samples_two_colours"]
+    loaded = pixelcnn.load("pixelrcnn_ar", "color_shapes", tmp_path)
+    two, third = evaluate.two_colours(loaded.sample(8, seed=0))
+    assert figures == {"samples": 8, "seed": 0, "images_with_two_colours": round(two, 4),
+                       "pixels_in_a_third_colour": round(third, 5)}
+    assert "8 samples:" in capsys.readouterr().out
