@@ -62,6 +62,16 @@ def draw(page, canvas, *strokes):
         page.mouse.up()
 
 
+def complete_example(page, example):
+    """On the Complete tab, the top half of the example `example` completed."""
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
+    page.locator("#examples img").nth(example).click()
+    page.locator("#image img").wait_for()
+    page.locator("#complete").click()
+    settle(page, "completions")
+
+
 def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, example=3):
     with running_app() as (_, url), sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -73,12 +83,7 @@ def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, examp
         settle(page, "samples")
         page.screenshot(path=str(out))
         # the Complete tab, finishing the top half of a test digit
-        page.get_by_role("tab", name="Complete").click()
-        page.locator("#source").get_by_label("Image").check()
-        page.locator("#examples img").nth(example).click()
-        page.locator("#image img").wait_for()
-        page.locator("#complete").click()
-        settle(page, "completions")
+        complete_example(page, example)
         page.screenshot(path=str(out.parent / "complete.png"), full_page=True)
         # How likely is it? The same example, whole
         page.locator("#score").click()
@@ -135,12 +140,7 @@ def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, examp
         page.locator("#start").click()
         settle(page, "samples")
         page.screenshot(path=str(out.parent / "phone.png"))
-        page.get_by_role("tab", name="Complete").click()
-        page.locator("#source").get_by_label("Image").check()
-        page.locator("#examples img").nth(example).click()
-        page.locator("#image img").wait_for()
-        page.locator("#complete").click()
-        settle(page, "completions")
+        complete_example(page, example)
         page.screenshot(path=str(out.parent / "phone_complete.png"))
         browser.close()
     print("wrote", out)

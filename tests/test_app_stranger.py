@@ -1,13 +1,20 @@
 """The app as a stranger meets it (issue #20), in Chromium: Stop keeps the picture, the
 canvas takes the first stroke, a drawing is completed where it was drawn, a model switch keeps
-the inputs and clears the old outputs, nothing covers the pictures."""
+the inputs and clears the old outputs, nothing covers the pictures, colour reads as colour, the
+picker says which model is which, a phone shows what it asked for. And the ways to keep part of
+a picture (issue #18): what I drew, all but what I paint over."""
 import re
+import sys
 import time
 
 import numpy as np
 import pytest
 
+from helpers import REPO
 from test_app_browser import choose_model, finished, picture, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
+
+sys.path.insert(0, str(REPO / "scripts"))
+from screenshot import draw  # noqa: E402  (a stroke dragged on a canvas, as the README's pictures are drawn)
 
 expect = sync_api.expect
 
@@ -49,23 +56,11 @@ def test_stop_leaves_the_partial_picture_and_no_error(page, tab, start, stop, ou
     shot(page, f"stopped_{output}.png")
 
 
-def draw(page, *strokes, canvas="#sketch"):
-    """Drag the mouse along each stroke, a list of points in the 280x280 canvas's pixels."""
-    box = page.locator(f"{canvas} .pixi-target canvas").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2  # the canvas is centred, at about 100%
-    for stroke in strokes:
-        page.mouse.move(cx + 0.95 * (stroke[0][0] - 140), cy + 0.95 * (stroke[0][1] - 140))
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(cx + 0.95 * (x - 140), cy + 0.95 * (y - 140), steps=5)
-        page.mouse.up()
-
-
 def test_the_canvas_takes_the_first_stroke(page):
     """Drawing works on the first drag, without finding and clicking the brush first."""
     page.get_by_role("tab", name="Complete").click()
     expect(page.locator("#sketch")).not_to_contain_text("select the draw tool")
-    draw(page, [(140, 40), (140, 240)])
+    draw(page, "#sketch", [(140, 40), (140, 240)])
     page.locator("#complete").click()
     wait_finished(page, "completions")
     no_error(page)
@@ -84,7 +79,7 @@ def test_a_drawing_is_completed_where_it_was_drawn(page):
     """The top bar of a 7, drawn at the top of the canvas, stays at the top: it is not
     re-centred and blown up like a whole digit. The picture the model is given is shown."""
     page.get_by_role("tab", name="Complete").click()
-    draw(page, [(70, 40), (210, 40)])
+    draw(page, "#sketch", [(70, 40), (210, 40)])
     page.locator("#keep-rows input[type=number]").fill("10")
     page.locator("#keep-rows input[type=number]").press("Enter")
     page.locator("#complete").click()
@@ -328,7 +323,7 @@ def test_complete_keeps_what_i_drew_wherever_it_is(page):
     """The bottom of a digit, drawn: kept as drawn, every one of its pixels known, and the
     rest, above it too, completed given all of it."""
     page.get_by_role("tab", name="Complete").click()
-    draw(page, [(60, 230), (220, 230)])
+    draw(page, "#sketch", [(60, 230), (220, 230)])
     page.locator("#keep").get_by_label("What I drew").check()
     expect(page.locator("#keep-rows")).to_be_hidden()  # no rows to choose
     page.locator("#complete").click()
@@ -360,7 +355,7 @@ def test_complete_repaints_what_is_painted_over(page):
     expect(page.locator("#marks")).to_be_visible()
     page.locator("#marks .pixi-target canvas").first.wait_for()
     time.sleep(1.0)  # the picture loaded as the canvas's background
-    draw(page, [(20, 140), (260, 140)], [(20, 160), (260, 160)], canvas="#marks")
+    draw(page, "#marks", [(20, 140), (260, 140)], [(20, 160), (260, 160)])
     page.locator("#complete").click()
     img = picture(page, wait_finished(page, "completions"))
     no_error(page)
