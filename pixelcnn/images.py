@@ -60,6 +60,16 @@ def beside(*pictures, gap=8):
     return out
 
 
+def stacked(*pictures):
+    """PIL pictures one above the other on white, aligned at the left."""
+    out = Image.new("RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)), (255, 255, 255))
+    y = 0
+    for p in pictures:
+        out.paste(p, (0, y))
+        y += p.height
+    return out
+
+
 def outline(out, i, j, scale, colour):
     """Outline pixel (i, j) of a picture `out` drawn at `scale`, in place."""
     box = out[i * scale: (i + 1) * scale, j * scale: (j + 1) * scale]

@@ -64,12 +64,8 @@ def main(argv=None):
     for k in range(0, len(rows), 2):
         pictures += [first * rows[k][0], rows[k][1], rows[k + 1][1]]
     knowns = [None] + [m for m, _ in rows[::2] for m in (m, m, m)]
-    strips = [images.grid(pic, 2, nrow=8, scale=3, known=kn) for pic, kn in zip(pictures, knowns)]
-    w, h = strips[0].size
-    out = images.Image.new("RGB", (w, h * len(strips)), "white")
-    for k, strip in enumerate(strips):
-        out.paste(strip, (0, k * h))
-    out.save(args.grid)
+    images.stacked(*(images.grid(pic, 2, nrow=8, scale=3, known=kn) for pic, kn in zip(pictures, knowns))).save(
+        args.grid)
     print(f"\nwrote {args.grid}: rows the originals, then per mask what is known (tinted), the prefix "
           "sampler's completions, inpainting's")
 
