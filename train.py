@@ -18,6 +18,7 @@ as in one process. Only rank 0 evaluates and writes weights, checkpoints, logs a
 import argparse
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -63,6 +64,10 @@ def parse_args(argv=None):
                    help="evaluate the test NLL after every Nth epoch and after the last (default 1)")
     p.add_argument("--checkpoint-every", type=whole(1), default=300, help="steps between checkpoints (default 300)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    p.add_argument("--init", metavar="WEIGHTS", default=None,
+                   help="start from these weights (a .safetensors of the same model config, the shipped one, "
+                        "say) with a fresh optimiser and schedule; they stay the best until a test NLL beats "
+                        "the one recorded beside them (where a run's checkpoint is lost, it goes on from here)")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh even where this pair's checkpoint or weights exist, replacing them "
                         "(without it, such a run stops before touching them)")
@@ -175,6 +180,16 @@ def start(args, device, ckpt, per_epoch, lead):
     # channels-last: the memory layout oneDNN's and cuDNN's convolutions prefer
     net = pixelcnn.build(args.model, args.dataset, **args.options).to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    if args.init and args.resume:
+        sys.exit("error: --init starts a run from weights, --resume continues one: give one of them")
+    if args.init:
+        try:
+            weights.load_into(net, weights.read(args.init)[1], args.init)
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: --init: {e}")
+        if lead:
+            print(f"starting from the weights in {args.init}")
+        return RunState(net, opt, best=files.read_facts(Path(args.init)).get("test_nats_per_dim", math.inf))
     if not args.resume:
         return RunState(net, opt)
     if not ckpt.exists():
@@ -292,8 +307,12 @@ def record_range(s, best):
 def finish(s, state):
     """Rank 0, after the last step: the loss curve, a grid drawn by the best weights, the Hub."""
     args, out, name = s.args, s.weights_file.parent, s.weights_file.stem
-    if state.history and not s.weights_file.exists():  # resumed a run that had finished elsewhere
-        write_weights(s, state)
+    if state.history and not s.weights_file.exists():
+        if args.init:  # the weights it started from stayed the best: they are this run's
+            files.write_atomic(s.weights_file, lambda tmp: shutil.copyfile(args.init, tmp))
+            files.write_facts(s.weights_file, files.read_facts(Path(args.init)))
+        else:  # resumed a run that had finished elsewhere
+            write_weights(s, state)
     images.plot_curve(state.history, state.steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")
     best = pixelcnn.load(args.model, args.dataset, out)  # on the CPU, as the app and the cached sampler run
     record_range(s, best)

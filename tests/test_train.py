@@ -420,3 +420,36 @@ def test_a_batch_that_does_not_split_across_the_processes_stops(tmp_path, monkey
     monkeypatch.setattr(train, "distributed", lambda device: (0, 3, torch.device("cpu")))
     with pytest.raises(SystemExit, match="does not split evenly across 3 processes"):
         run_train([*SHAPES, "--max-steps", "1"], tmp_path / "w", tmp_path / "ck")
+
+
+def test_init_starts_from_weights_and_keeps_them_until_beaten(trained, tmp_path, capsys):
+    """--init: the run's first step starts from the weights given (a checkpoint lost, the shipped
+    weights go on training), and they stay the best until a test NLL beats theirs."""
+    init, _ = copy_run(trained, tmp_path / "init")
+    start = pixelcnn.load("pixelcnn", "shapes", init)
+    seen = []
+    original = train.train_step
+
+    def spy(model, opt, x, label, lr, bf16):  # the weights the first step starts from
+        if not seen:
+            seen.append({k: v.clone() for k, v in getattr(model, "module", model).state_dict().items()})
+        return original(model, opt, x, label, lr, bf16)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train, "train_step", spy)
+        run_train([*SHAPES, "--max-steps", "2", "--init", str(init / f"{NAME}.safetensors")], tmp_path / "w",
+                  tmp_path / "ck")
+    assert "starting from the weights in" in capsys.readouterr().out
+    assert all(torch.equal(seen[0][k].float(), v.float()) for k, v in start.state_dict().items())
+    assert (tmp_path / "w" / f"{NAME}.safetensors").exists()  # beaten: the first evaluation's NLL is the best yet
+
+    facts = json.loads((init / f"{NAME}.json").read_text())
+    (init / f"{NAME}.json").write_text(json.dumps({**facts, "test_nats_per_dim": 1e-9}))  # unbeatable
+    run_train([*SHAPES, "--max-steps", "2", "--init", str(init / f"{NAME}.safetensors")], tmp_path / "w2",
+              tmp_path / "ck2")
+    kept = pixelcnn.load("pixelcnn", "shapes", tmp_path / "w2")  # the weights it started from, not its own
+    assert all(torch.equal(kept.state_dict()[k], v) for k, v in start.state_dict().items())
+    with pytest.raises(SystemExit, match="give one of them"):
+        run_train([*SHAPES, "--init", str(init / f"{NAME}.safetensors"), "--resume"], tmp_path / "w3", tmp_path / "ck3")
+    with pytest.raises(SystemExit, match="--init"):
+        run_train([*SHAPES, "--init", str(tmp_path / "none.safetensors")], tmp_path / "w4", tmp_path / "ck4")
