@@ -90,7 +90,8 @@ def test_complete_and_score_work_or_refuse_whatever_they_are_sent(tiny_models, u
     uploads = data.draw(st.sampled_from([folder, None]))
     name, source = data.draw(near(NAMES)), data.draw(near([studio.DRAW, studio.IMAGE]))
     drawing, image, klass = data.draw(pictures(paths)), data.draw(pictures(paths)), data.draw(near([0, 3, 10]))
-    rows, drawn = data.draw(near([0, 14, 28, -1, 29])), data.draw(near([False, True]))
+    rows, keep = data.draw(near([0, 14, 28, -1, 29])), data.draw(near([studio.ROWS, studio.DRAWN, studio.MARKED]))
+    marks = data.draw(pictures(paths))  # the marking canvas: its first layer is the paint
     temperature, seed = data.draw(near([1.0, 0])), data.draw(near(SEEDS))
     opened, real = [], studio.convert.open_file
 
@@ -100,8 +101,8 @@ def test_complete_and_score_work_or_refuse_whatever_they_are_sent(tiny_models, u
         return file
 
     monkeypatch.setattr(studio.convert, "open_file", watched)
-    for grid in outcome(lambda: list(studio.complete(name, source, drawing, image, rows, drawn, temperature, seed,
-                                                     klass, uploads=uploads))) or []:
+    for grid in outcome(lambda: list(studio.complete(name, source, drawing, image, rows, keep, temperature, seed,
+                                                     klass, marks, uploads=uploads))) or []:
         assert isinstance(grid.image(), Image.Image)
     heat, text = outcome(lambda: studio.score(name, source, drawing, image, klass, uploads=uploads)) or (None, "")
     assert heat is None or (isinstance(heat, Image.Image) and "bits/dim" in text)
