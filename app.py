@@ -91,9 +91,9 @@ CSS = """
 INTRO = """# PixelCNN Studio
 An autoregressive model draws an image one pixel at a time, each pixel chosen given all the
 pixels above it and to its left. **Sample** watches it draw from nothing; **Complete** gives it
-the top of a picture (drawn by you, uploaded, or an example) and lets it finish it four ways, or
-says how likely the model finds your picture; **What the model sees** shows which pixels each
-prediction depends on."""
+part of a picture (drawn by you, uploaded, or an example: its top, what you drew, or all but what
+you paint over) and lets it finish it four ways, or says how likely the model finds your picture;
+**What the model sees** shows which pixels each prediction depends on."""
 @contextmanager
 def told():
     """The package's refusals of bad input as a message on the page, not a server error."""
@@ -179,8 +179,9 @@ async def sample(model: str, n: float, temperature: float, seed: float, klass: f
 
 async def complete(model: str, source: str, drawing: dict | None, image: dict | None, keep_rows: float,
                    keep: str, temperature: float, seed: float, klass: float = 0, marks: dict | None = None):
-    """Keep the top rows of the picture (or every row down to the last one with ink) and
-    stream four completions of the rest, side by side, the kept part tinted blue."""
+    """Keep part of the picture (`keep`: the top `keep_rows` rows, what was drawn, or all but what
+    is painted over in `marks`) and stream four completions of the rest, two by two, the kept
+    part tinted blue."""
     async for pic in computed(studio.complete, model, source, drawing, image, keep_rows, keep, temperature, seed, klass,
                               marks, tell=True, uploads=uploads(), named=file_name(model, "completions", seed)):
         yield pic
