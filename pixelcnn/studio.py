@@ -46,7 +46,7 @@ DRAW, IMAGE = "Draw", "Image"  # where the picture to complete or score comes fr
 # what a completion keeps of the picture: its top rows (the raster sampler, exact); the drawing's
 # ink; or all but what is painted over in the marking canvas (both: model.inpaint)
 ROWS, DRAWN, MARKED = "The top rows", "What I drew", "All but what I paint over"
-PARTICLES = 8  # model.inpaint's proposals per completion: four within 1.4 s (docs/models.md#inpainting)
+PARTICLES = 8  # model.inpaint's proposals per completion: four within 1.2 s (docs/models.md#inpainting)
 MARKING_SIDE = 280  # the marking canvas, in screen pixels: the whole picture, scaled to fill it
 
 

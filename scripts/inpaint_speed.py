@@ -1,44 +1,48 @@
-"""How fast the app's Complete tab completes a drawing given all of it (issue #18): four
-completions of a 28x28 MNIST digit, the pixels known wherever they are, as the app asks for
-them (studio.complete's call of model.inpaint_stream, one thread, as each of the app's
-sampler workers runs), for a few numbers of proposals per completion.
+"""How fast the app's Complete tab completes a picture given all that is kept (issue #18): four
+completions of the 28x28 example 7, by studio.complete as the app calls it, on one thread (as
+each of the app's sampler workers runs), for a few numbers of proposals per completion.
 
     python scripts/inpaint_speed.py                      # pixelcnn and gated on MNIST
     python scripts/inpaint_speed.py --particles 4 8 16 --repeats 3
 
-Printed per model, way of keeping and particles: seconds to the first picture and to the
-last (the median of --repeats runs), and the raster prefix sampler's time for the same four
-completions, in the same run, for scale. Run it alone: anything else on the cores slows it.
+The ways to keep: its ink ("what I drew", the example standing in for a drawing), all but a
+band of rows 10 to 15 painted over ("all but what I paint over"), its top half ("the top rows":
+the raster sampler, no particles). Printed for each: seconds to the first picture (what is kept,
+shown before sampling starts), to the first one the sampler drew, and to the four completions,
+the median of --repeats seeds. Run it alone: anything else on the cores slows it.
 """
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 
-import pixelcnn
-from pixelcnn import convert, studio
+from pixelcnn import studio
 
-EXAMPLE = studio.EXAMPLES / "mnist_7.png"
-
-
-def knowns(x):
-    """The ways of keeping part of the example: its ink (What I drew), all but a band across it
-    (All but what I paint over), its top half (the prefix sampler's case)."""
-    band = torch.ones(28, 28, dtype=torch.bool)
-    band[10:16] = False
-    top = torch.zeros(28, 28, dtype=torch.bool)
-    top[:14] = True
-    return {"what I drew": x[0] != 0, "all but a band": band, "top rows": top}
+EXAMPLE = str(studio.EXAMPLES / "mnist_7.png")
 
 
-def timed(stream):
-    """(seconds to the first progress report, to the last)."""
-    t0 = time.perf_counter()
-    first = None
-    for _ in stream:
-        first = first or time.perf_counter() - t0
-    return first, time.perf_counter() - t0
+def ways(folder):
+    """(name, keep, drawing, image, marks) of each way of keeping part of the example."""
+    drawing = {"background": None, "layers": [], "composite": {"path": EXAMPLE}}
+    paint = Image.new("RGBA", (studio.MARKING_SIDE,) * 2, (0, 0, 0, 0))
+    ImageDraw.Draw(paint).rectangle((0, 100, 279, 159), fill=(255, 45, 149, 255))  # rows 10 to 15 of 28
+    paint.save(Path(folder) / "paint.png")
+    marks = {"background": None, "layers": [{"path": str(Path(folder) / "paint.png")}], "composite": None}
+    return [("what I drew", studio.DRAWN, studio.DRAW, drawing, None, None),
+            ("all but a band", studio.MARKED, studio.IMAGE, None, EXAMPLE, marks),
+            ("top rows", studio.ROWS, studio.IMAGE, None, EXAMPLE, None)]
+
+
+def timed(frames):
+    """Seconds to the first frame, to the second (the sampler's first), to the last."""
+    t0, at = time.perf_counter(), []
+    for _ in frames:
+        at.append(time.perf_counter() - t0)
+    return at[0], at[1] if len(at) > 2 else at[-1], at[-1]
 
 
 def main(argv=None):
@@ -48,22 +52,20 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
     torch.set_num_threads(1)  # as each of the app's sampler workers
-    x = torch.from_numpy(convert.image_to_levels(convert.open_image(EXAMPLE), 1, 28, 28, 2)).long()
-    print(f"{'model':8} {'kept':16} {'particles':>9} {'first picture':>14} {'four completions':>17}")
-    for model in args.models:
-        net = pixelcnn.load(model, "mnist")
-        every = studio.every(net)
-        for kept, known in knowns(x).items():
-            runs = {}
-            if kept == "top rows":
-                runs["prefix"] = [timed(net.sample_stream(studio.COMPLETIONS, seed=s, prefix=x, prefix_mask=known,
-                                                          every=every)) for s in range(args.repeats)]
-            for particles in args.particles:
-                runs[particles] = [timed(net.inpaint_stream(x, known, studio.COMPLETIONS, seed=s, particles=particles,
-                                                            every=every)) for s in range(args.repeats)]
-            for particles, times in runs.items():
-                first, last = (statistics.median(t) for t in zip(*times))
-                print(f"{model:8} {kept:16} {particles:>9} {first:>12.3f} s {last:>15.2f} s")
+    print(f"{'model':8} {'kept':15} {'particles':>9} {'first picture':>14} {'first drawn':>12} "
+          f"{'four completions':>17}")
+    with tempfile.TemporaryDirectory() as folder:
+        for model in args.models:
+            name = f"{model}/mnist"
+            studio.get_model(name)  # loaded before the clock starts, as the app's workers have it
+            for kept, keep, source, drawing, image, marks in ways(folder):
+                for particles in args.particles if keep != studio.ROWS else ["-"]:
+                    studio.PARTICLES = particles if keep != studio.ROWS else studio.PARTICLES
+                    times = [timed(studio.complete(name, source, drawing, image, 14, keep, 1.0, seed, marks=marks))
+                             for seed in range(args.repeats)]
+                    first, drawn, last = (statistics.median(t) for t in zip(*times))
+                    print(f"{model:8} {kept:15} {particles:>9} {first:>12.3f} s {drawn:>10.3f} s {last:>15.2f} s",
+                          flush=True)
 
 
 if __name__ == "__main__":
