@@ -97,9 +97,14 @@ class ConvStepper(_Buffered):
             seen = _forward_seeing(model, x, label, [u.conv for u in units])
             for u, buf, (args, _) in zip(units, self.bufs, seen):
                 _fill(buf, args[0], start, u.p)
+        G, last = self.C if self.ar else 1, len(units) - 1
+        spans = np.stack([kernels.spans(colour_groups(u.cout, self.C, k == last), G) for k, u in enumerate(units)])
+        # per colour g drawn (autoregressive colour), the outputs of colour g of every unit: (slice, the
+        # weight's columns for them, a place for them): a step computes a third of every unit
+        self.by_colour = [[(slice(lo, hi, step), np.ascontiguousarray(u.w_left[:, lo:hi:step]),
+                            np.zeros((n, len(range(lo, hi, step))), npdt)) for lo, hi, step in spans[k]]
+                          for k, u in enumerate(units)] if self.ar else None
         if kernels.used(n):
-            G, last = self.C if self.ar else 1, len(units) - 1
-            spans = np.stack([kernels.spans(colour_groups(u.cout, self.C, k == last), G) for k, u in enumerate(units)])
             ints = lambda vs: np.array(vs, np.int64)  # noqa: E731
             self.kernel, self.compiled = kernels.conv_run, True
             self.state = (kernels.List(self.bufs), ints([u.p for u in units]), ints([u.width for u in units]),
@@ -113,22 +118,26 @@ class ConvStepper(_Buffered):
                 _rows_times(buf[:, i:i + u.p], patches, u.w_above, vert)
                 vert += u.bias
 
-    def logits(self, i, j):
+    def logits(self, i, j, g=None):
         units, bufs = self.units, self.bufs
         last = len(units) - 1
         for k, u in enumerate(units):
-            p, tmp = u.p, self.tmp[k]
+            p = u.p
             src = bufs[k][:, i + p, j:j + u.width]  # same-row window: columns j-p .. j(-1)
-            np.dot(src.reshape(src.shape[0], -1), u.w_left, out=tmp)
+            # colour g's outputs only, where g is given: those of earlier colours are final, and at this
+            # pixel those of later ones see channels not drawn yet (and what reads them, colour g of the
+            # next unit, weighs them by zero)
+            cols, w, tmp = (slice(None), u.w_left, self.tmp[k]) if g is None else self.by_colour[k][g]
+            np.dot(src.reshape(src.shape[0], -1), w, out=tmp)
             if k == last:
-                dst = self.out
+                dst = self.out[:, cols]
             else:
                 q = units[k + 1].p
-                dst = bufs[k + 1][:, i + q, j + q]
-            np.add(tmp, self.vert[k][:, j], out=dst)
+                dst = bufs[k + 1][:, i + q, j + q, cols]
+            np.add(tmp, self.vert[k][:, j, cols], out=dst)
             if u.residual is not None:
                 r = units[u.residual]
-                np.add(dst, bufs[u.residual][:, i + r.p, j + r.p], out=dst)
+                np.add(dst, bufs[u.residual][:, i + r.p, j + r.p, cols], out=dst)
             if u.relu:
                 np.maximum(dst, 0, out=dst)
         return self.out.reshape(-1, self.levels, self.C)
@@ -208,6 +217,7 @@ class GatedStepper(_Buffered):
                     _fill(self.vbuf[i], v, start, p)
                 if cols:  # the row buffer holds only the current row
                     self.hbuf[i][:, p:p + cols] = h[:, :, rows, :cols].permute(0, 2, 1).numpy()
+        self.by_colour = self._by_colour(n) if self.ar else None
         if kernels.used(n):
             (w1, b1), (w2, b2) = self.head
             C, G = self.C, self.C if self.ar else 1
@@ -235,7 +245,28 @@ class GatedStepper(_Buffered):
                     vp += ev[:, None]
                 self.vbuf[k][:, i + p, p:-p] = _gate(vp, f)
 
-    def logits(self, i, j):
+    def _by_colour(self, n):
+        """For each colour g drawn in turn, what its step computes: the columns of colour g of
+        every layer's gate inputs (a and b alike), its outputs, the head's hidden layer and the
+        logits, each with its weight's columns made contiguous; and the places the step's
+        features go, where those of earlier colours stay (they are final)."""
+        f, C, npdt = self.f, self.C, self.npdt
+        (w1, b1), (w2, b2) = self.head
+        features = kernels.spans(colour_groups(f, C), C)
+        logits = kernels.spans(colour_groups(len(b2), C, True), C)
+        steps = []
+        for (lo, hi, _), (l0, l1, step) in zip(features, logits):
+            both = np.r_[lo:hi, f + lo:f + hi]
+            layers = [(np.ascontiguousarray(u.wh[:, both]), u.bh[both], both, np.ascontiguousarray(u.wout[:, lo:hi]),
+                       u.bout[lo:hi]) for u in self.layers]
+            steps.append((slice(lo, hi), layers, (np.ascontiguousarray(w1[:, lo:hi]), b1[lo:hi]),
+                          (slice(l0, l1, step), np.ascontiguousarray(w2[:, l0:l1:step]), b2[l0:l1:step])))
+        places = [np.zeros((n, f), npdt) for _ in self.layers], np.zeros((n, f), npdt), np.zeros((n, len(b2)), npdt)
+        return steps, places
+
+    def logits(self, i, j, g=None):
+        if g is not None:
+            return self._colour(i, j, g)
         p, f = self.p, self.f
         h = None
         for k, u in enumerate(self.layers):
@@ -251,6 +282,27 @@ class GatedStepper(_Buffered):
         (w1, b1), (w2, b2) = self.head
         t = np.maximum(h, 0) @ w1 + b1
         return (np.maximum(t, 0) @ w2 + b2).reshape(-1, self.levels, self.C)
+
+    def _colour(self, i, j, g):
+        """logits(i, j) right for channel g only (autoregressive colour): every layer computes its
+        features of colour g alone. Those of earlier colours are final; at this pixel those of later
+        ones see channels not drawn yet, and the features of colour g weigh them by zero."""
+        p = self.p
+        (cols, layers, (w1, b1), (lcols, w2, b2)), (gated, t, out) = self.by_colour[0][g], self.by_colour[1]
+        for k, (u, (wh, bh, both, wout, bout)) in enumerate(zip(self.layers, layers)):
+            src = self.xbuf[:, i + p, j:j + u.width] if k == 0 else self.hbuf[k - 1][:, j:j + p + 1]
+            hp = src.reshape(len(src), -1) @ wh
+            hp += bh
+            hp += self.vh[k][:, j, both]
+            gated[k][:, cols] = _gate(hp, len(hp[0]) // 2)
+            h = gated[k] @ wout
+            h += bout
+            if k:
+                h += self.hbuf[k - 1][:, j + p, cols]
+            self.hbuf[k][:, j + p, cols] = h
+        t[:, cols] = np.maximum(self.hbuf[-1][:, j + p], 0) @ w1 + b1
+        out[:, lcols] = np.maximum(t, 0) @ w2 + b2
+        return out.reshape(-1, self.levels, self.C)
 
 
 def _gate(t, f):

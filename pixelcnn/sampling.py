@@ -111,9 +111,11 @@ class Stepper(Protocol):
     def start_row(self, i):
         """Row i begins: from here on, every pixel of the rows above is in x."""
 
-    def logits(self, i, j):
+    def logits(self, i, j, g=None):
         """(n, K, C) float NumPy: the logits of pixel (i, j) given x as it stands (the
-        pixels before (i, j) and, with autoregressive colour, its channels already drawn)."""
+        pixels before (i, j) and, with autoregressive colour, its channels already drawn).
+        With g, the channel about to be drawn (autoregressive colour), only channel g's
+        logits need be right, and only what they depend on brought up to date."""
 
     def skip(self, i, j):
         """Pixel (i, j) is known in every image and written, so no logits are asked for it;
@@ -130,7 +132,7 @@ class ReferenceStepper(Stepper):
     def __init__(self, model, x, start, label):
         self.model, self.x, self.label = model, x, label
 
-    def logits(self, i, j):
+    def logits(self, i, j, g=None):
         x = torch.from_numpy(self.x).to(self.model.device)
         return self.model(x, self.label)[:, :, :, i, j].float().cpu().numpy()
 
@@ -187,7 +189,7 @@ def pixels(stepper, ar, i, j0, j1, u, mask, temperature, probs):
     it has one, does this in one call."""
     x = stepper.x
     C = x.shape[1]
-    groups = [slice(c, c + 1) for c in range(C)] if ar else [slice(0, C)]
+    groups = [(c, slice(c, c + 1)) for c in range(C)] if ar else [(None, slice(0, C))]
     drawn = False
     for j in range(j0, j1):
         todo = ~mask[:, i, j]
@@ -196,8 +198,8 @@ def pixels(stepper, ar, i, j0, j1, u, mask, temperature, probs):
             stepper.write(i, j)
             stepper.skip(i, j)
             continue
-        for g in groups:
-            v = draw(stepper.logits(i, j)[:, :, g], u[:, g, i, j], temperature,
+        for c, g in groups:
+            v = draw(stepper.logits(i, j, c)[:, :, g], u[:, g, i, j], temperature,
                      probs[:, :, g] if j == j1 - 1 else None)
             x[todo, g, i, j] = v[todo]
             stepper.write(i, j)
