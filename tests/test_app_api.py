@@ -138,6 +138,23 @@ def test_complete_keeps_what_was_drawn_wherever_it_is(client, tmp_path, unpaced)
     assert (is_ink(got[:, given])).all()
 
 
+def test_complete_repaints_what_is_painted_over(client, tmp_path, unpaced):
+    """The marking canvas's first layer, sent as the page sends it: every pixel but those
+    painted over is kept."""
+    paint = Image.new("RGBA", (studio.MARKING_SIDE,) * 2, (0, 0, 0, 0))
+    ImageDraw.Draw(paint).rectangle((0, 80, 279, 119), fill=(255, 45, 149, 255))  # rows 8 to 11 of 28
+    paint.save(tmp_path / "paint.png")
+    marks = {"background": None, "layers": [handle_file(str(tmp_path / "paint.png"))], "composite": None}
+    example = handle_file(str(REPO / "examples" / "mnist_7.png"))
+    job = client.submit("pixelcnn/mnist", "Image", None, example, 0, studio.MARKED, 1.0, 0, 0, marks,
+                        api_name="/complete")
+    job.result()
+    got = cells(job.outputs()[-1], 4, 2, 28, 28)
+    painted = np.zeros((28, 28), bool)
+    painted[8:12] = True
+    assert is_tinted(got[:, ~painted]).all() and not is_tinted(got[:, painted]).any()
+
+
 def test_complete_an_example_on_a_colour_model(client, unpaced):
     example = str(REPO / "examples" / "color_shapes_1.png")
     frames, final = complete(client, model="pixelrcnn/color_shapes", source="Image", image=handle_file(example),
