@@ -209,10 +209,10 @@ def titled(source, left, right, text, titles):
 
 def seen(source):
     """A handler: the picture the model is given from `source`, the drawing or the image (None
-    while there is none it can use)."""
-    def show(name, picture):
+    while there is none it can use); given the way to keep part of it, that part."""
+    def show(name, picture, keep=None, keep_rows=None, marks=None):
         drawing, image = (picture, None) if source == DRAW else (None, picture)
-        return as_files(studio.seen(name, source, drawing, image, uploads=uploads()))
+        return as_files(studio.seen(name, source, drawing, image, uploads(), keep, keep_rows, marks))
     return show
 
 
@@ -230,6 +230,13 @@ def checked(image):
 def seen_both(name, drawing, image):
     """The picture the model is given from the drawing, and from the image."""
     return seen(DRAW)(name, drawing), seen(IMAGE)(name, image)
+
+
+def seen_kept(name, source, drawing, image, keep, keep_rows, marks):
+    """The picture the model is given to complete, from the source used: the part kept."""
+    part = (keep, keep_rows, marks)
+    return (seen(DRAW)(name, drawing, *(part if source == DRAW else ())),
+            seen(IMAGE)(name, image, *(part if source == IMAGE else ())))
 
 
 def choose_model(name, source, keep_rows, klass):
@@ -472,7 +479,8 @@ def build_demo():
             **busy)
         stop.click(halt("sample"), **private)
         shown = dict(fn=seen_both, inputs=[model, drawing, image], outputs=[given_drawn, given_image], **private)
-        go.click(**shown).then(arm("complete"), **private).then(
+        go.click(seen_kept, [model, source, drawing, image, keep, keep_rows, marks], [given_drawn, given_image],
+                 **private).then(arm("complete"), **private).then(
             stoppable(complete, 1), [model, source, drawing, image, keep_rows, keep, temp2, seed2, klass, marks],
             completions, api_name="complete", **busy)
         stop2.click(halt("complete"), **private)

@@ -261,15 +261,21 @@ def example(name, index):
     return found[whole_number(index, 0, len(found) - 1, "example's number")]
 
 
-def seen(name, source, drawing, image, uploads=None):
+def seen(name, source, drawing, image, uploads=None, keep=None, keep_rows=None, marks=None):
     """The picture the model `name` is given to complete or score, as the model sees it (at
-    SEE_SCALE), or None while there is none it can use (nothing drawn yet, say)."""
+    SEE_SCALE), or None while there is none it can use (nothing drawn yet, say). With `keep`
+    (see complete), the part kept, tinted blue, the rest not given: to complete."""
     try:  # the dataset's shape, not the model: nothing loaded in the server for a preview
         dataset = split(name)[1]
         x = given(dataset, source, drawing, image, uploads=uploads)
+        known = None
+        if keep is not None:
+            check_keep(keep, source)
+            known = kept(x, keep, keep_rows, marks, uploads)
     except Refused:
         return None
-    return images.grid(x[None], datasets.shape_of(dataset)[3], scale=SEE_SCALE // 2)
+    return images.grid(x[None], datasets.shape_of(dataset)[3], scale=SEE_SCALE // 2, known=known,
+                       blank=None if known is None else ~known)
 
 
 # ---------------------------------------------------------------- sampling and completing
@@ -397,28 +403,12 @@ def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, k
     form, the kept part tinted blue. `keep` says which part: ROWS, the top `keep_rows` rows;
     DRAWN, a drawing's ink; MARKED, all but what is painted over in `marks`, the marking canvas."""
     net = get_model(name)
-    _, h, w = net.image_shape
     temperature = temperature_of(temperature)
     seed = whole_number(seed, 0, MAX_SEED, "seed")
-    if not isinstance(keep, str) or keep not in (ROWS, DRAWN, MARKED):
-        raise Refused(f"What to keep must be one of {ROWS!r}, {DRAWN!r} or {MARKED!r}, not {reprlib.repr(keep)}.")
-    if keep == DRAWN and source != DRAW:
-        raise Refused("Only a drawing keeps what you drew: draw, or keep the top rows of the image.")
+    check_keep(keep, source)
     x = given(net.config.dataset, source, drawing, image, tell=tell, uploads=uploads)
     prefix, label = torch.from_numpy(x).long(), label_of(net, klass)
-    if keep == ROWS:
-        rows = whole_number(keep_rows, 0, h, "number of rows to keep")
-        mask = torch.zeros(h, w, dtype=torch.bool)
-        mask[:rows] = True
-    elif keep == DRAWN:
-        mask = torch.from_numpy(x[0] != 0)
-        if not mask.any():
-            raise Refused("There is nothing drawn to keep.")
-    else:
-        try:
-            mask = ~torch.from_numpy(convert.marked(marks, h, w, None if uploads is None else (uploads, EXAMPLES)))
-        except ValueError as e:
-            raise Refused(str(e), title="Nothing to repaint") from None
+    mask = torch.from_numpy(kept(x, keep, keep_rows, marks, uploads))
     if mask.all():
         tell("warning", "Every row is kept, so there is nothing left to complete: keep fewer rows."
              if keep == ROWS else "Every pixel is kept, so there is nothing left to complete.")
@@ -434,6 +424,32 @@ def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, k
     with closing(frames(stream, net.levels, COMPLETIONS_ROW, known=mask)) as pictures:
         for pic, _ in pictures:
             yield pic
+
+
+def check_keep(keep, source):
+    """Refused unless `keep` is a way to keep part of a picture from `source`."""
+    if not isinstance(keep, str) or keep not in (ROWS, DRAWN, MARKED):
+        raise Refused(f"What to keep must be one of {ROWS!r}, {DRAWN!r} or {MARKED!r}, not {reprlib.repr(keep)}.")
+    if keep == DRAWN and source != DRAW:
+        raise Refused("Only a drawing keeps what you drew: draw, or keep the top rows of the image.")
+
+
+def kept(x, keep, keep_rows, marks, uploads=None):
+    """The pixels of the picture x, levels (C, H, W), that `keep` keeps (bool (H, W)): the top
+    `keep_rows` rows, the ink, or all but what is painted over in `marks`."""
+    _, h, w = x.shape
+    if keep == ROWS:
+        mask = np.zeros((h, w), bool)
+        mask[:whole_number(keep_rows, 0, h, "number of rows to keep")] = True
+        return mask
+    if keep == DRAWN:
+        if not x[0].any():
+            raise Refused("There is nothing drawn to keep.")
+        return x[0] != 0
+    try:
+        return ~convert.marked(marks, h, w, None if uploads is None else (uploads, EXAMPLES))
+    except ValueError as e:
+        raise Refused(str(e), title="Nothing to repaint") from None
 
 
 def backdrop(name, source, drawing, image, uploads=None):

@@ -230,6 +230,21 @@ def test_complete_keeps_what_was_drawn_and_fills_in_the_rest_given_all_of_it(tin
     assert len(frames) > 3 and np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
 
 
+def test_what_the_model_is_given_to_complete_is_the_part_kept(tmp_path):
+    """The preview, given the way to keep: the kept part tinted blue, the rest not given (the
+    checkerboard of what is not drawn yet); without it, the whole picture (to score)."""
+    seven = drawing(tmp_path)
+    x = convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)
+    shown = studio.seen("pixelcnn/mnist", studio.DRAW, seven, None, keep=studio.DRAWN)
+    ink = x[0] != 0
+    expected = images.grid(x[None], 2, scale=studio.SEE_SCALE // 2, known=ink, blank=~ink)
+    assert np.array_equal(np.asarray(shown), np.asarray(expected))
+    rows = studio.seen("pixelcnn/mnist", studio.DRAW, seven, None, keep=studio.ROWS, keep_rows=9)
+    top = np.arange(28)[:, None].repeat(28, 1) < 9
+    assert np.array_equal(np.asarray(rows), np.asarray(images.grid(x[None], 2, scale=5, known=top, blank=~top)))
+    assert studio.seen("pixelcnn/mnist", studio.IMAGE, None, EXAMPLE_MNIST, keep=studio.DRAWN) is None  # refused
+
+
 def test_complete_repaints_what_is_painted_over(tiny_models, tmp_path):
     """The marking canvas's paint, a band across the middle: every pixel but those kept."""
     paint = Image.new("RGBA", (studio.MARKING_SIDE,) * 2, (0, 0, 0, 0))
