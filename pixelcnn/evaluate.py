@@ -52,6 +52,14 @@ def range_on_test_images(net, data_dir=None, weights_dir=None):
     return bits_range(net, x[:RANGE_IMAGES], y[:RANGE_IMAGES])
 
 
+def colour_codes(x, levels):
+    """Each pixel's colour as one number: levels (N, C, H, W) -> (N, H * W) long."""
+    codes = torch.zeros(x.shape[0], x.shape[2] * x.shape[3], dtype=torch.long)
+    for k in range(x.shape[1]):
+        codes = codes * levels + torch.as_tensor(x[:, k]).long().flatten(1)
+    return codes
+
+
 def two_colours(x):
     """How far colour images (N, C, H, W) of levels are from having two colours each, as every
     real colour-shapes and colour-MNIST image has (a background and a foreground): (the share of
@@ -60,9 +68,7 @@ def two_colours(x):
     x = torch.as_tensor(x).long()
     n, c, h, w = x.shape
     levels = int(x.max()) + 1
-    codes = torch.zeros(n, h * w, dtype=torch.long)
-    for k in range(c):  # each pixel's colour as one number
-        codes = codes * levels + x[:, k].flatten(1)
+    codes = colour_codes(x, levels)
     counts = torch.zeros(n, levels ** c, dtype=torch.long).scatter_add_(1, codes, torch.ones_like(codes))
     two = (counts > 0).sum(1) == 2
     third = (h * w - counts.topk(min(2, counts.shape[1]), dim=1).values.sum(1)).sum()
@@ -106,9 +112,10 @@ def main(argv=None):
         print(f"train.py recorded {facts['test_nats_per_dim']:.4f} nats/dim")
     if args.samples and net.image_shape[0] > 1:
         facts["samples_two_colours"] = figures = sample_figures(net, args.samples)
+        real = two_colours(test[:args.samples])
         print(f"{args.samples} samples: {figures['images_with_two_colours']:.1%} with exactly two colours, "
               f"{figures['pixels_in_a_third_colour']:.2%} of pixels in a third colour (real images: "
-              f"{two_colours(test[:args.samples])[0]:.0%} and {two_colours(test[:args.samples])[1]:.0%})")
+              f"{real[0]:.0%} and {real[1]:.0%})")
     if args.update_facts:
         facts["test_bits_per_dim_percentiles"] = bits_range(net, test[:RANGE_IMAGES], labels[:RANGE_IMAGES])
         print(f"wrote the bits/dim percentiles into {files.write_facts(path, facts)}")

@@ -15,14 +15,13 @@ import torch
 
 import pixelcnn
 from pixelcnn import datasets, images
+from pixelcnn.evaluate import colour_codes
 
 
 def kept_colours(x, done):
     """(share of completions all in their original's colours, share of pixels in another colour)
     of originals x and completions `done`, both levels (N, C, H, W)."""
-    def colours(a):  # each pixel's colour as one number (N, H*W)
-        return sum(a[:, c].flatten(1) * 4 ** c for c in range(a.shape[1]))
-    own, got = colours(x), colours(done)
+    own, got = colour_codes(x, 4), colour_codes(done, 4)
     inside = (got[:, :, None] == own[:, None, :]).any(-1)  # the pixel's colour is one of the original's
     return inside.all(1).double().mean().item(), 1 - inside.double().mean().item()
 
@@ -38,7 +37,8 @@ def main(argv=None):
     x = datasets.load("color_mnist", "test", args.data_dir)[0][:args.images].long()
     known = torch.zeros(28, 28, dtype=torch.bool)
     known[:14] = True
-    rows = [x[:8], x[:8]]  # the originals, and a place for what is kept
+    strips = [images.grid(x[:8], 4, nrow=8, scale=3),  # the originals, what is kept (the rest: not drawn)
+              images.grid(x[:8], 4, nrow=8, scale=3, known=known, blank=~known)]
     print(f"first {len(x)} colour-MNIST test digits, the top 14 rows kept, one completion each")
     print(f"{'model':14} {'all in its two colours':>22} {'pixels in another colour':>25}")
     for model in models:
@@ -46,10 +46,8 @@ def main(argv=None):
         done = net.sample(len(x), seed=0, prefix=x, prefix_mask=known)
         whole, other = kept_colours(x, done)
         print(f"{model:14} {whole:>22.1%} {other:>25.2%}")
-        rows.append(done[:8])
-    kept = images.grid(x[:8], 4, nrow=8, scale=3, known=known, blank=~known)  # the rest: not drawn
-    strips = [images.grid(r, 4, nrow=8, scale=3, known=None if k == 0 else known) for k, r in enumerate(rows)]
-    images.stacked(strips[0], kept, *strips[2:]).save(args.grid)
+        strips.append(images.grid(done[:8], 4, nrow=8, scale=3, known=known))
+    images.stacked(*strips).save(args.grid)
     print("wrote", args.grid, "(rows: originals, what is kept, then", ", ".join(models) + ")")
 
 
