@@ -49,6 +49,7 @@ class _Buffered:
         self.npdt = _check_cpu(model)
         self.x, self.scale = x, 1.0 / (model.levels - 1)
         self.one_hot = np.eye(model.levels, dtype=self.npdt) if model.config.one_hot else None
+        self.first = model.config.same_as_first
         self.levels, self.C, self.ar = model.levels, model.image_shape[0], model.ar
 
     def skip(self, i, j):  # a known pixel, once written: the buffers past the input still need its values
@@ -59,16 +60,15 @@ class _Buffered:
     def run(self, i, j0, j1, u, mask, temperature, probs):
         """Pixels (i, j0) .. (i, j1 - 1) drawn by the compiled kernel (the raster loop's
         `sampling.pixels`, in one call); whether the last was drawn. Only if self.compiled."""
-        one_hot = 0 if self.one_hot is None else self.levels
-        return self.kernel(self.x, u, mask, temperature, probs, i, j0, j1, one_hot, self.scale, self.ar, self.state)
+        inp = (0 if self.one_hot is None else self.levels, self.scale, self.first)
+        return self.kernel(self.x, u, mask, temperature, probs, i, j0, j1, inp, self.ar, self.state)
 
     def write(self, i, j):
-        v = self.x[:, :, i, j]
-        if self.one_hot is not None:  # (n, C) -> (n, C * K)
-            v = self.one_hot[v].reshape(len(v), -1)
-        else:
-            v = v * self.scale
-        self.xbuf[:, i + self.xpad, j + self.xpad] = v
+        v = self.x[:, :, i, j]  # (n, C) -> (n, C, per channel) -> (n, C * per channel)
+        out = self.one_hot[v] if self.one_hot is not None else v[:, :, None] * self.scale
+        if self.first:
+            out = np.concatenate([out, (v == self.x[:, :, 0, 0])[:, :, None]], axis=2)
+        self.xbuf[:, i + self.xpad, j + self.xpad] = out.reshape(len(v), -1)
 
 
 class ConvStepper(_Buffered):

@@ -115,19 +115,25 @@ def _draw(logits, b, c, C, u, temperature, probs, report, z):
 
 
 @njit(cache=True)
-def _write(x, xbuf, b, i, j, pad, one_hot, scale):
-    """The levels x[b, :, i, j] into the input buffer, one-hot (one_hot = K) or scaled."""
+def _write(x, xbuf, b, i, j, pad, inp):
+    """The levels x[b, :, i, j] into the input buffer as model.inputs lays them out, inp =
+    (inp): per channel, one-hot (one_hot = K) or times scale, then (first)
+    whether it is pixel (0, 0)'s."""
+    one_hot, scale, first = inp
+    w = max(one_hot, 1) + first
     for c in range(x.shape[1]):
         v = x[b, c, i, j]
         if one_hot:
             for k in range(one_hot):
-                xbuf[b, i + pad, j + pad, c * one_hot + k] = k == v
+                xbuf[b, i + pad, j + pad, c * w + k] = k == v
         else:
-            xbuf[b, i + pad, j + pad, c] = v * scale
+            xbuf[b, i + pad, j + pad, c * w] = v * scale
+        if first:
+            xbuf[b, i + pad, j + pad, c * w + w - 1] = v == x[b, c, 0, 0]
 
 
 @njit(cache=True)
-def _drawn(x, u, mask, temperature, probs, report, i, j, g, ar, one_hot, scale, xbuf, pad, out, z):
+def _drawn(x, u, mask, temperature, probs, report, i, j, g, ar, inp, xbuf, pad, out, z):
     """Draw channel group g of pixel (i, j) (ar: channel g, else all) from the logits in out
     (n, K * C) where mask is False, and write the pixel into the input buffer."""
     C = x.shape[1]
@@ -136,18 +142,18 @@ def _drawn(x, u, mask, temperature, probs, report, i, j, g, ar, one_hot, scale, 
             v = _draw(out, b, c, C, u[b, c, i, j], temperature, probs, report, z)
             if not mask[b, i, j]:
                 x[b, c, i, j] = v
-        _write(x, xbuf, b, i, j, pad, one_hot, scale)
+        _write(x, xbuf, b, i, j, pad, inp)
 
 
 @njit(cache=True)
-def _known(x, mask, i, j, one_hot, scale, xbuf, pad):
+def _known(x, mask, i, j, inp, xbuf, pad):
     """Whether pixel (i, j) is known in every image; if so, written into the input buffer
-    (first: colour features at (i, j) see its channels)."""
+    (with ar, so that the later colours of (i, j) see the earlier)."""
     for b in range(mask.shape[0]):
         if not mask[b, i, j]:
             return False
     for b in range(mask.shape[0]):
-        _write(x, xbuf, b, i, j, pad, one_hot, scale)
+        _write(x, xbuf, b, i, j, pad, inp)
     return True
 
 
@@ -222,26 +228,26 @@ def gated_step(state, i, j, g):
 # one loop: numba does not cache a function that takes another as an argument.
 
 @njit(cache=True)
-def conv_run(x, u, mask, temperature, probs, i, j0, j1, one_hot, scale, ar, state):
+def conv_run(x, u, mask, temperature, probs, i, j0, j1, inp, ar, state):
     xbuf, pad, out = state[0][0], state[1][0], state[-1]
     z, drawn = np.empty(out.shape[1] // x.shape[1]), False
     for j in range(j0, j1):
-        drawn = not _known(x, mask, i, j, one_hot, scale, xbuf, pad)
+        drawn = not _known(x, mask, i, j, inp, xbuf, pad)
         for g in range(x.shape[1] if ar else 1):
             conv_step(state, i, j, g)
             if drawn:
-                _drawn(x, u, mask, temperature, probs, j == j1 - 1, i, j, g, ar, one_hot, scale, xbuf, pad, out, z)
+                _drawn(x, u, mask, temperature, probs, j == j1 - 1, i, j, g, ar, inp, xbuf, pad, out, z)
     return drawn
 
 
 @njit(cache=True)
-def gated_run(x, u, mask, temperature, probs, i, j0, j1, one_hot, scale, ar, state):
+def gated_run(x, u, mask, temperature, probs, i, j0, j1, inp, ar, state):
     xbuf, pad, out = state[0], state[1], state[-1]
     z, drawn = np.empty(out.shape[1] // x.shape[1]), False
     for j in range(j0, j1):
-        drawn = not _known(x, mask, i, j, one_hot, scale, xbuf, pad)
+        drawn = not _known(x, mask, i, j, inp, xbuf, pad)
         for g in range(x.shape[1] if ar else 1):
             gated_step(state, i, j, g)
             if drawn:
-                _drawn(x, u, mask, temperature, probs, j == j1 - 1, i, j, g, ar, one_hot, scale, xbuf, pad, out, z)
+                _drawn(x, u, mask, temperature, probs, j == j1 - 1, i, j, g, ar, inp, xbuf, pad, out, z)
     return drawn

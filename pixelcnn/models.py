@@ -28,6 +28,7 @@ class Config:
     split: bool = True  # split masked convolutions (fast) or plain masked kernels
     one_hot: bool = False  # feed levels one-hot (C * K input channels) instead of scaled to [0, 1]
     ar_channels: bool = False  # colour channels in order R, G, B within a pixel (else independent)
+    same_as_first: bool = False  # also feed, per channel, whether a pixel's level is the first pixel's
     classes: int = 0  # class-conditional on a label in [0, classes) (0: unconditional)
 
     def to_dict(self):
@@ -53,9 +54,14 @@ class AutoregressiveModel(nn.Module):
         return colour_groups(cin, c), colour_groups(cout, c, interleaved=logits)
 
     @property
+    def per_channel(self):
+        """Input channels per colour channel: K one-hot or 1 scaled, and 1 more if same_as_first."""
+        return (self.levels if self.config.one_hot else 1) + self.config.same_as_first
+
+    @property
     def cin(self):
-        """Channels of the network's input: C * K one-hot, or C scaled."""
-        return self.config.channels * (self.levels if self.config.one_hot else 1)
+        """Channels of the network's input: C blocks of per_channel."""
+        return self.config.channels * self.per_channel
 
     def check_levels(self, x, name="x"):
         """Raise ValueError unless x is an integer tensor (B, C, H, W) of levels in [0, K)."""
@@ -92,14 +98,21 @@ class AutoregressiveModel(nn.Module):
             raise ValueError(f"labels must lie in [0, {classes}), got {label.tolist()}")
         return label.long().reshape(-1).expand(n).to(self.device)
 
-    def inputs(self, x):
-        """Levels (B, C, H, W) to the network's input: one-hot (B, C * K, H, W), channel
-        c * K + k, which makes copying an exact colour linear; or scaled to [0, 1]."""
+    def inputs(self, x, first=None):
+        """Levels (B, C, H, W) to the network's input (B, C * per_channel, H, W), a block per
+        channel c: its level one-hot (channel c * K + k), which makes copying an exact colour
+        linear, or scaled to [0, 1]; then, if same_as_first, 1 where the level equals the first
+        pixel's (`first`, (B, C, 1, 1); by default x's own pixel (0, 0)), which makes "the
+        background's colour" easy to see. Each block depends on channel c of its pixel only."""
+        b, c, h, w = x.shape
         if self.config.one_hot:
-            b, c, h, w = x.shape
-            onehot = F.one_hot(x, self.levels).permute(0, 1, 4, 2, 3)
-            return onehot.reshape(b, c * self.levels, h, w).to(self.dtype)
-        return x.to(self.dtype) / (self.levels - 1)
+            out = F.one_hot(x, self.levels).permute(0, 1, 4, 2, 3)
+        else:
+            out = x.unsqueeze(2) / (self.levels - 1)
+        if self.config.same_as_first:
+            first = x[:, :, :1, :1] if first is None else first
+            out = torch.cat([out.to(self.dtype), (x == first).unsqueeze(2).to(self.dtype)], dim=2)
+        return out.reshape(b, c * self.per_channel, h, w).to(self.dtype)
 
     @contextmanager
     def evaluating(self):

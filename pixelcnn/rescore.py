@@ -26,20 +26,25 @@ class Rescorer:
     def __init__(self, model, x, label=None):
         self.model, self.x = model, model.check_levels(x).clone()
         self.label = model.check_label(label, len(x))
-        gated = any(isinstance(m, GatedLayer) for m in model.modules())
-        self.stages = _gated_stages(model, self.label) if gated else _conv_stages(model)
-        inp = model.inputs(self.x)
-        self.acts = [(inp, inp) if gated else (inp,)]  # each stage's input: (v, h) for Gated PixelCNN
+        self.gated = any(isinstance(m, GatedLayer) for m in model.modules())
+        self.stages = _gated_stages(model, self.label) if self.gated else _conv_stages(model)
+        self._forward()
+
+    def _forward(self):
+        inp = self.model.inputs(self.x)
+        self.acts = [(inp, inp) if self.gated else (inp,)]  # each stage's input: (v, h) for Gated PixelCNN
         for _, fn in self.stages:
             self.acts.append(fn(*self.acts[-1]))
-        self.logp = self._log_prob(0, x.shape[2])
+        self.logp = self._log_prob(0, self.x.shape[2])
 
     @torch.no_grad()
     def set(self, i, j, levels):
         """Pixel (i, j) of every image becomes `levels` (n, C); the log-probabilities follow."""
         H = self.x.shape[2]
         self.x[:, :, i, j] = torch.as_tensor(levels)
-        row = self.model.inputs(self.x[:, :, i:i + 1])
+        if (i, j) == (0, 0) and self.model.config.same_as_first:  # every pixel's input changes
+            return self._forward()
+        row = self.model.inputs(self.x[:, :, i:i + 1], first=self.x[:, :, :1, :1])
         for a in set(self.acts[0]):  # v and h are one tensor for the first gated layer
             a[:, :, i:i + 1] = row
         hi = i + 1

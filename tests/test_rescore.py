@@ -6,12 +6,14 @@ from helpers import labels_for, make_tiny
 from pixelcnn.rescore import Rescorer
 
 CASES = [("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes"), ("pixelrcnn_ar", "color_shapes"),
-         ("gated", "color_shapes"), ("gated_cond", "shapes")]
+         ("gated", "color_shapes"), ("gated_cond", "shapes"), ("gated", "color_shapes", "same_as_first"),
+         ("pixelcnn", "shapes", "same_as_first")]
 
 
-@pytest.mark.parametrize("model,dataset", CASES, ids=["-".join(c) for c in CASES])
-def test_rescoring_after_pixel_changes_equals_log_prob(model, dataset):
-    net = make_tiny(model, dataset).double()
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_rescoring_after_pixel_changes_equals_log_prob(case):
+    model, dataset, *switches = case
+    net = make_tiny(model, dataset, **dict.fromkeys(switches, True)).double()
     C, H, W = net.image_shape
     label = labels_for(net, 2)
     x = net.sample(2, seed=0, label=label)

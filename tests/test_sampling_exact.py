@@ -27,12 +27,16 @@ def pure():
 
 CASES = [("pixelcnn", "shapes"), ("pixelcnn", "color_shapes"), ("pixelrcnn", "shapes"), ("pixelrcnn", "color_shapes"),
          ("pixelrcnn_ar", "color_shapes"), ("gated", "shapes"), ("gated", "color_shapes"),
-         ("gated_cond", "shapes"), ("gated_cond", "color_shapes")]
+         ("gated_cond", "shapes"), ("gated_cond", "color_shapes"),
+         # the input that says which levels equal the first pixel's, one-hot and scaled
+         ("gated", "color_shapes", "same_as_first"), ("pixelrcnn_ar", "color_shapes", "same_as_first"),
+         ("pixelcnn", "shapes", "same_as_first")]
 
 
 @pytest.fixture(params=CASES, ids=["-".join(c) for c in CASES])
 def net(request):
-    return make_tiny(*request.param, kernel=5).double()
+    model, dataset, *switches = request.param
+    return make_tiny(model, dataset, kernel=5, **dict.fromkeys(switches, True)).double()
 
 
 def both(net, n, **kw):
@@ -64,6 +68,17 @@ def test_cached_equals_reference_with_prefix(net):
     m = mask.unsqueeze(1).expand_as(known)
     assert torch.equal(fast[m], known[m])  # known pixels kept exactly
     assert not torch.equal(fast, known)    # the rest was sampled anew
+
+
+def test_a_known_pixel_after_an_unknown_first_pixel_sees_the_first_as_drawn(net):
+    """same_as_first: the known pixels' inputs depend on pixel (0, 0), drawn after they are set."""
+    C, H, W = net.image_shape
+    known = net.sample(2, seed=3, label=labels_for(net, 2))
+    mask = torch.zeros(2, H, W, dtype=torch.bool)
+    mask[:, H // 2:, 2:] = True
+    mask[1, 0, 1:] = True  # the first row but its first pixel
+    ref, fast = both(net, 2, seed=4, prefix=known, prefix_mask=mask)
+    assert torch.equal(ref, fast)
 
 
 def test_everything_known_returns_the_prefix(net):
