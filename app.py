@@ -241,7 +241,8 @@ def seen_kept(name, source, drawing, image, keep, keep_rows, marks):
 
 def choose_model(name, source, keep_rows, klass):
     """The controls for this model's images (rows, sources, examples, classes), what was chosen
-    kept where it still applies; a line about it; and the last model's outputs, emptied."""
+    kept where it still applies; a line about it and one under its samples; and the last model's
+    outputs, emptied."""
     with told():
         offer, line = studio.controls(name), studio.about(name)
     rows = studio.exact_whole(keep_rows)
@@ -250,7 +251,7 @@ def choose_model(name, source, keep_rows, klass):
     return (gr.Slider(maximum=offer.rows, value=rows),
             gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0],
                      visible=len(offer.sources) > 1),
-            gr.Gallery(value=offer.examples), gr.Dropdown(**classes), line, *OLD_OUTPUTS)
+            gr.Gallery(value=offer.examples), gr.Dropdown(**classes), line, studio.samples_note(name), *OLD_OUTPUTS)
 
 
 OLD_OUTPUTS = (None, None, None, None, "")  # samples, next pixel, completions, heat map, text
@@ -407,6 +408,7 @@ def build_demo():
                                            type="pil", format="png", interactive=False,
                                            buttons=["download", "fullscreen"], elem_id="samples",
                                            elem_classes="picture")
+                        note = gr.Markdown(studio.samples_note(default), elem_id="samples-note")
                         probs = gr.HTML(label="Next pixel, first image", show_label=True, container=True,
                                         visible=False, elem_id="probs")
             with gr.Tab("Complete", elem_id="complete-tab"):
@@ -497,7 +499,8 @@ def build_demo():
         model.change(halt("sample", clear=2), **private)
         model.change(halt("complete", clear=1), **private)
         model.change(choose_model, [model, source, keep_rows, klass],
-                     [keep_rows, source, gallery, klass, about, samples, probs, completions, surprise, likelihood],
+                     [keep_rows, source, gallery, klass, about, note, samples, probs, completions, surprise,
+                      likelihood],
                      **private)
         # the picture the model is given, as it sees it, below the drawing and the image, as they are
         # used, and as the image or the model changes. (Not as the drawing changes: a Sketchpad with a

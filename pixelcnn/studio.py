@@ -216,6 +216,20 @@ def ranked(names):
     return out
 
 
+MIXES = "It draws each pixel's red, green and blue on its own, none knowing what the others drew: so its colours mix."
+
+
+def samples_note(name):
+    """The line under the samples: why a model whose colour channels are independent mixes
+    colours; "" for the others."""
+    if not name:
+        return ""
+    model, dataset = split(name)
+    independent = not pixelcnn.ARCHITECTURES[model][1].get("ar_channels")
+    return f"{MODEL_NAMES[model]}, the reference design: {MIXES[0].lower()}{MIXES[1:]}" \
+        if independent and datasets.shape_of(dataset)[0] > 1 else ""
+
+
 def about(name):
     """A line on the model `name`: what it is, and how good (its test NLL beside the reference's)."""
     if not name:
@@ -368,8 +382,7 @@ def next_pixel(p, net):
                         f"</div></div><span>{label}</span><span>{percent(q)}</span></div>")
         html.append("</div>")
     if channels > 1 and not net.config.ar_channels:
-        html.append("<p>This model draws each channel on its own, not knowing what the others drew: "
-                    "so its colours mix.</p>")
+        html.append(f"<p>{MIXES}</p>")
     return "".join(html) + "</div>"
 
 

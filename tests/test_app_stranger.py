@@ -273,6 +273,9 @@ def test_the_picker_says_which_model_is_which(page):
     expect(page.locator("#about")).to_contain_text("the reference design")
     page.get_by_role("option", name=re.compile("^MNIST · Gated PixelCNN — ")).click()
     expect(page.locator("#about")).to_contain_text("no blind spot")
+    expect(page.locator("#samples-note")).to_have_text("")
+    choose_model(page, "Colour MNIST · PixelRCNN")  # the reference colour design: a line under its samples
+    expect(page.locator("#samples-note")).to_contain_text("none knowing what the others drew: so its colours mix")
 
 
 def test_what_the_model_sees_is_the_model_picked(page):

@@ -173,6 +173,13 @@ def test_the_picker_puts_the_best_model_of_each_dataset_first(monkeypatch):
     assert "so its colours mix" in studio.about("pixelrcnn/color_mnist")
 
 
+def test_only_a_colour_model_with_independent_channels_says_under_its_samples_why_its_colours_mix():
+    assert studio.samples_note("pixelrcnn/color_mnist").startswith("PixelRCNN, the reference design: it draws")
+    assert "so its colours mix" in studio.samples_note("pixelrcnn/color_shapes")
+    assert [studio.samples_note(n) for n in ("pixelrcnn_ar/color_mnist", "gated/color_shapes", "pixelcnn/mnist",
+                                             "gated/mnist", None)] == [""] * 5
+
+
 def test_sample_refuses_bad_input_before_drawing(tiny_models):
     assert "number of samples" in str(refusal(studio.sample, "pixelcnn/shapes", 0, 1.0, 0))
     assert "seed" in str(refusal(studio.sample, "pixelcnn/shapes", 1, 1.0, -1))
