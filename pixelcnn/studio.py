@@ -236,6 +236,9 @@ def about(name):
         return ""
     model, dataset = split(name)
     text = f"**{MODEL_NAMES[model]}** — {ABOUT[model]}"
+    config = files.read_facts(weights.weights_path(model, dataset)).get("config")
+    if isinstance(config, dict) and config.get("same_as_first") is True:
+        text += " It is also shown where each pixel's colour matches the first pixel's (mostly the background's)."
     nll = test_nll(name)
     if nll is not None:
         given = ", given its class" if pixelcnn.is_conditional(model) else ""
