@@ -78,6 +78,9 @@ CSS = """
 .picture > .image-container { position: static; }
 .picture > .image-container > .icon-button-wrapper { top: 0; right: 0; }
 #probs > label[data-testid=block-label] { position: static; }
+/* an output keeps its empty size while its first picture loads: the page does not shrink for a
+   frame, which would pull a phone's view, scrolled down to it, back up */
+#samples, #completions { min-height: 256px; }
 .next-pixel p { margin: 0 0 6px; }
 .next-pixel .swatch { display: inline-block; width: 1.2em; height: 1.2em; border: 1px solid #888;
                       vertical-align: middle; }
