@@ -292,7 +292,19 @@ def write_weights(s, state):
              "config": net.config.to_dict(), "history": history}  # the test curve up to these weights
     if args.dataset in ("shapes", "color_shapes"):
         facts["entropy_bound_nats_per_image"] = datasets.entropy_bound(args.dataset)
+    if args.init:
+        facts["started_from"] = parent(args.init)
     files.write_facts(s.weights_file, facts)
+
+
+def parent(init):
+    """What the weights a run started from (--init) were: their run's command and test curve,
+    and those of the run they in turn started from, so the facts say how to retrain them."""
+    facts = files.read_facts(Path(init))
+    return {"weights": str(init), **{k: facts[k] for k in LINEAGE if k in facts}}
+
+
+LINEAGE = ("command", "date", "test_nats_per_image", "history", "started_from")
 
 
 def record_range(s, best):

@@ -2,7 +2,8 @@
 
     python scripts/colour_curves.py   # reads weights/*.json, writes docs/colour_curves.png
 
-Each facts file holds its run's test NLL after every evaluated epoch, up to the shipped weights.
+Each facts file holds its run's test NLL after every evaluated epoch, up to the shipped weights,
+and those of the run it started from (train.py --init), drawn before it.
 """
 from pathlib import Path
 
@@ -19,6 +20,13 @@ MODELS = {"pixelrcnn": "PixelRCNN", "pixelrcnn_ar": "PixelRCNN, R→G→B", "gat
 TARGETS = {"color_shapes": 1.15 * datasets.entropy_bound("color_shapes"), "color_mnist": 69.0}
 
 
+def curve(facts):
+    """(step, test NLL) after each evaluation, the runs a run started from (--init) first."""
+    before = curve(facts["started_from"]) if "started_from" in facts else []
+    offset = before[-1][0] if before else 0
+    return before + [(offset + h["step"], h["test_nats_per_image"]) for h in facts["history"]]
+
+
 def main(out=ROOT / "docs" / "colour_curves.png"):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
     for ax, (dataset, target) in zip(axes, TARGETS.items()):
@@ -27,8 +35,8 @@ def main(out=ROOT / "docs" / "colour_curves.png"):
             facts = files.read_facts(weights.weights_path(model, dataset))
             if not facts:
                 continue
-            history = facts["history"]
-            ax.plot([h["step"] for h in history], [h["test_nats_per_image"] for h in history], "o-", ms=3,
+            steps, nats = zip(*curve(facts))
+            ax.plot(steps, nats, "o-", ms=3,
                     label=f"{label}: {facts['test_nats_per_image']:.2f}")
             best.append(facts["test_nats_per_image"])
         ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:.1f}")

@@ -427,6 +427,8 @@ def test_init_starts_from_weights_and_keeps_them_until_beaten(trained, tmp_path,
     weights go on training), and they stay the best until a test NLL beats theirs."""
     init, _ = copy_run(trained, tmp_path / "init")
     start = pixelcnn.load("pixelcnn", "shapes", init)
+    facts = json.loads((init / f"{NAME}.json").read_text())
+    (init / f"{NAME}.json").write_text(json.dumps({**facts, "test_nats_per_dim": 1e9}))  # beatable
     seen = []
     original = train.train_step
 
@@ -441,9 +443,12 @@ def test_init_starts_from_weights_and_keeps_them_until_beaten(trained, tmp_path,
                   tmp_path / "ck")
     assert "starting from the weights in" in capsys.readouterr().out
     assert all(torch.equal(seen[0][k].float(), v.float()) for k, v in start.state_dict().items())
-    assert (tmp_path / "w" / f"{NAME}.safetensors").exists()  # beaten: the first evaluation's NLL is the best yet
+    beaten = pixelcnn.load("pixelcnn", "shapes", tmp_path / "w")  # the first evaluation's NLL is the best yet
+    assert not all(torch.equal(beaten.state_dict()[k], v) for k, v in start.state_dict().items())
+    lineage = json.loads((tmp_path / "w" / f"{NAME}.json").read_text())["started_from"]  # how to retrain it
+    assert lineage["weights"] == str(init / f"{NAME}.safetensors")
+    assert (lineage["command"], lineage["history"]) == (facts["command"], facts["history"])
 
-    facts = json.loads((init / f"{NAME}.json").read_text())
     (init / f"{NAME}.json").write_text(json.dumps({**facts, "test_nats_per_dim": 1e-9}))  # unbeatable
     run_train([*SHAPES, "--max-steps", "2", "--init", str(init / f"{NAME}.safetensors")], tmp_path / "w2",
               tmp_path / "ck2")
