@@ -126,7 +126,7 @@ def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, examp
         settle(page, "samples")
         page.screenshot(path=str(out.parent / "class.png"), full_page=True)
         # a colour model half way, with what it expected of the next pixel
-        choose(page, "model", "Colour MNIST · PixelRCNN, R→G→B")
+        choose(page, "model", "Colour MNIST · Gated PixelCNN")
         page.locator("#start").click()
         page.wait_for_function("() => document.querySelectorAll('#probs .level').length > 0 && "
                                "document.querySelector('#probs').textContent.includes('Drawn')")
