@@ -40,6 +40,14 @@ def stepper_for(model):
     return GatedStepper if any(isinstance(m, GatedLayer) for m in model.modules()) else ConvStepper
 
 
+def splits(model):
+    """Whether the raster loop draws a batch in parts on threads (kernels.parts) for this model:
+    it pays, measured (docs/speed.md), for the nets of Blocks and Residuals and for Gated
+    PixelCNN with autoregressive colour, not for plain Gated PixelCNN, whose horizontal stack
+    runs faster in NumPy's BLAS on one thread at batch 16 than in two threads' compiled loops."""
+    return stepper_for(model) is ConvStepper or model.ar
+
+
 class _Buffered:
     """What the cached steppers share: the image x (NumPy, written in place by the loop),
     copied pixel by pixel into `xbuf`, their zero-padded channels-last input buffer (pad
@@ -80,7 +88,7 @@ class ConvStepper(_Buffered):
     matmul over the last few columns of the unit's input.
     """
 
-    def __init__(self, model, x, start, label=None):
+    def __init__(self, model, x, start, label=None, split=False):
         super().__init__(model, x)
         npdt = self.npdt
         n, (H, W) = x.shape[0], model.image_shape[1:]
@@ -104,7 +112,7 @@ class ConvStepper(_Buffered):
         self.by_colour = [[(slice(lo, hi, step), np.ascontiguousarray(u.w_left[:, lo:hi:step]),
                             np.zeros((n, len(range(lo, hi, step))), npdt)) for lo, hi, step in spans[k]]
                           for k, u in enumerate(units)] if self.ar else None
-        if kernels.used(n):
+        if kernels.used(n, split):
             ints = lambda vs: np.array(vs, np.int64)  # noqa: E731
             self.kernel, self.compiled = kernels.conv_run, True
             self.state = (kernels.List(self.bufs), ints([u.p for u in units]), ints([u.width for u in units]),
@@ -190,7 +198,7 @@ class GatedStepper(_Buffered):
     each; per pixel only the horizontal stack (whose convs see only the current row) and
     the head are stepped. Buffers are channels-last."""
 
-    def __init__(self, model, x, start, label=None):
+    def __init__(self, model, x, start, label=None, split=False):
         super().__init__(model, x)
         npdt = self.npdt
         n, (H, W) = x.shape[0], model.image_shape[1:]
@@ -218,7 +226,7 @@ class GatedStepper(_Buffered):
                 if cols:  # the row buffer holds only the current row
                     self.hbuf[i][:, p:p + cols] = h[:, :, rows, :cols].permute(0, 2, 1).numpy()
         self.by_colour = self._by_colour(n) if self.ar else None
-        if kernels.used(n):
+        if kernels.used(n, split):
             (w1, b1), (w2, b2) = self.head
             C, G = self.C, self.C if self.ar else 1
             lists = lambda name: kernels.List([getattr(u, name) for u in self.layers])  # noqa: E731

@@ -37,11 +37,24 @@ except ImportError:  # the pure NumPy steppers
         return lambda f: f
 
 BATCH = 8
+# From 2 to SPLIT images, with more than one thread (torch.set_num_threads), the raster loop
+# splits the batch into a part per thread, each drawn compiled on its own thread (the kernels
+# let go of the GIL; NumPy's many small calls would not), for the models where that beats one
+# thread's NumPy path at batch 16 and 32 on two cores (cached.splits; docs/speed.md)
+SPLIT = 32
 
 
-def used(n):
-    """Whether the cached steppers run compiled for a batch of n images."""
-    return AVAILABLE and n < BATCH
+def used(n, split=False):
+    """Whether the cached steppers run compiled for a batch of n images (split: a part of a
+    batch that the raster loop splits across threads)."""
+    return AVAILABLE and (n < BATCH or split)
+
+
+def parts(n, threads):
+    """The slices of a batch of n that the raster loop draws on threads of their own."""
+    k = min(n, threads) if AVAILABLE and n <= SPLIT else 1
+    edges = np.linspace(0, n, k + 1).round().astype(int)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def spans(colours, groups):
@@ -59,7 +72,7 @@ def spans(colours, groups):
     return np.array(out, np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _window_times(buf, b, r, j, width, w, acc, lo, hi, step):
     """acc[o] += the window buf[b, r, j:j + width] (flattened, channels last) times w[:, o],
     for o in range(lo, hi, step); zeros (one-hot inputs, ReLU outputs) are skipped."""
@@ -71,7 +84,7 @@ def _window_times(buf, b, r, j, width, w, acc, lo, hi, step):
                 _add_row(s, w, t * cin + c, acc, lo, hi, step)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _vec_times(v, w, acc, lo, hi, step, relu):
     """acc[o] += v (or relu(v)) times w[:, o], for o in range(lo, hi, step)."""
     for t in range(v.shape[0]):
@@ -80,7 +93,7 @@ def _vec_times(v, w, acc, lo, hi, step, relu):
             _add_row(s, w, t, acc, lo, hi, step)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _add_row(s, w, row, acc, lo, hi, step):
     """acc[o] += s * w[row, o], for o in range(lo, hi, step)."""
     if step == 1:  # unsigned indices, which need no wraparound: the loop vectorizes
@@ -92,7 +105,7 @@ def _add_row(s, w, row, acc, lo, hi, step):
             acc[o] += s * w[row, o]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _draw(logits, b, c, C, u, temperature, probs, report, z):
     """sampling.draw for channel c of image b: logits (n, K * C), laid out (K, C); z: scratch (K,)."""
     K = z.shape[0]
@@ -114,7 +127,7 @@ def _draw(logits, b, c, C, u, temperature, probs, report, z):
     return min(level, K - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _write(x, xbuf, b, i, j, pad, inp):
     """The levels x[b, :, i, j] into the input buffer as model.inputs lays them out, inp =
     (inp): per channel, one-hot (one_hot = K) or times scale, then (first)
@@ -132,7 +145,7 @@ def _write(x, xbuf, b, i, j, pad, inp):
             xbuf[b, i + pad, j + pad, c * w + w - 1] = v == x[b, c, 0, 0]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _drawn(x, u, mask, temperature, probs, report, i, j, g, ar, inp, xbuf, pad, out, z):
     """Draw channel group g of pixel (i, j) (ar: channel g, else all) from the logits in out
     (n, K * C) where mask is False, and write the pixel into the input buffer."""
@@ -145,7 +158,7 @@ def _drawn(x, u, mask, temperature, probs, report, i, j, g, ar, inp, xbuf, pad, 
         _write(x, xbuf, b, i, j, pad, inp)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _known(x, mask, i, j, inp, xbuf, pad):
     """Whether pixel (i, j) is known in every image; if so, written into the input buffer
     (with ar, so that the later colours of (i, j) see the earlier)."""
@@ -157,7 +170,7 @@ def _known(x, mask, i, j, inp, xbuf, pad):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv_step(state, i, j, g):
     """ConvStepper: every unit's outputs of colour group g at (i, j), each into the next unit's
     buffer, the last into out."""
@@ -187,7 +200,7 @@ def conv_step(state, i, j, g):
                     nxt[b, i + q, j + q, o] = acc[o]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gated_step(state, i, j, g):
     """GatedStepper: the horizontal stack's and the head's outputs of colour group g at (i, j),
     into hbuf[k][:, 0, j + p] and out."""
@@ -227,7 +240,7 @@ def gated_step(state, i, j, g):
 # with the probs of the last; whether it was drawn (not known in every image). Two copies of
 # one loop: numba does not cache a function that takes another as an argument.
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv_run(x, u, mask, temperature, probs, i, j0, j1, inp, ar, state):
     xbuf, pad, out = state[0][0], state[1][0], state[-1]
     z, drawn = np.empty(out.shape[1] // x.shape[1]), False
@@ -240,7 +253,7 @@ def conv_run(x, u, mask, temperature, probs, i, j0, j1, inp, ar, state):
     return drawn
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gated_run(x, u, mask, temperature, probs, i, j0, j1, inp, ar, state):
     xbuf, pad, out = state[0], state[1], state[-1]
     z, drawn = np.empty(out.shape[1] // x.shape[1]), False

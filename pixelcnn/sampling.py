@@ -16,13 +16,15 @@ cannot influence it, because a PixelCNN only sees the past.
 The loop asks a `Stepper` for one pixel's logits at a time: `ReferenceStepper` (here) runs
 the whole model per pixel; the fast cached steppers live in pixelcnn/cached.py.
 """
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
-from .cached import one_blas_thread, stepper_for
+from . import kernels
+from .cached import one_blas_thread, splits, stepper_for
 
 
 class Progress(NamedTuple):
@@ -95,7 +97,8 @@ class Stepper(Protocol):
     """What the raster loop asks of a sampler: the logits of one pixel at a time.
 
     The loop owns the images x, int64 levels (n, C, H, W) in a NumPy array that it writes
-    in place. It builds a stepper as Stepper(model, x, start, label), with the model in
+    in place (a part of the batch, with split=True, where the loop draws the batch in parts
+    on threads). It builds a stepper as Stepper(model, x, start, label, split), with the model in
     eval mode and gradients off: the pixels before raster index `start` are known in every
     image and already in x (the stepper may fill its buffers from them); label is None or
     a long tensor (n,). Then it visits the pixels (i, j) from `start` to the last, in
@@ -129,7 +132,7 @@ class Stepper(Protocol):
 class ReferenceStepper(Stepper):
     """One full forward pass per pixel drawn: slow, obviously right."""
 
-    def __init__(self, model, x, start, label):
+    def __init__(self, model, x, start, label, split=False):
         self.model, self.x, self.label = model, x, label
 
     def logits(self, i, j, g=None):
@@ -148,26 +151,48 @@ def stepper_class(model, cached):
 @torch.no_grad()
 def _loop(model, x, u, mask, temperature, cached, every, label=None):
     """The raster loop: yield Progress while drawing x (n, C, H, W) in place from the
-    uniforms u, leaving the pixels where mask (n, H, W) is True as they are."""
+    uniforms u, leaving the pixels where mask (n, H, W) is True as they are. With more than
+    one thread, a batch with the same pixels known in every image is drawn in parts, each
+    by a stepper of its own on a thread of its own (kernels.parts): the same images."""
     n, C, H, W = x.shape
     # Pixels before the first one to draw are known in every image: no need to visit them.
     start = 0 if mask is None else int(np.argmin(mask.all(axis=0).reshape(-1)))
     if mask is not None and mask.all():
         start = H * W
     known = np.zeros((n, H, W), bool) if mask is None else mask
-    with model.evaluating(), one_blas_thread():
-        stepper = stepper_class(model, cached)(model, x, start, label)
-        run = stepper.run if getattr(stepper, "compiled", False) else partial(pixels, stepper, model.ar)
-        probs, drawn = np.empty((n, model.levels, C)), False  # the last pixel's, if drawn
+    alike = mask is None or (mask == mask[:1]).all()  # so every part draws, or skips, the same pixels
+    split = cached and model.device.type == "cpu" and alike and splits(model)
+    parts = kernels.parts(n, torch.get_num_threads()) if split else [slice(0, n)]
+    with model.evaluating(), one_blas_thread(), ThreadPoolExecutor(len(parts)) as pool:
+        steps = [_Part(model, x[s], u[s], known[s], temperature, cached, start, None if label is None else label[s],
+                       len(parts) > 1) for s in parts]
+        probs = lambda: np.concatenate([step.probs for step in steps])  # noqa: E731 (the last pixel's)
+        drawn = False
         for first, end in _runs(start, H, W, every):
             i, j = divmod(first, W)
-            if j == 0 or first == start:
-                stepper.start_row(i)
-            drawn = run(i, j, j + end - first, u, known, temperature, probs)
+            run = partial(_Part.__call__, i=i, j0=j, j1=j + end - first, new_row=j == 0 or first == start)
+            drawn = any(list(pool.map(run, steps)) if len(steps) > 1 else [run(steps[0])])
             if every and end % every == 0 and end < H * W:  # the last one is yielded below
                 yield Progress(torch.from_numpy(x.copy()), end, H * W, divmod(end - 1, W),
-                               probs.copy() if drawn else None)
-        yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs if drawn else None)
+                               probs() if drawn else None)
+        yield Progress(torch.from_numpy(x), H * W, H * W, (H - 1, W - 1), probs() if drawn else None)
+
+
+class _Part:
+    """A stepper drawing the images x (a part of the batch, or all of it), a run at a time."""
+
+    def __init__(self, model, x, u, known, temperature, cached, start, label, split):
+        self.stepper = stepper_class(model, cached)(model, x, start, label, split=split)
+        self.run = self.stepper.run if getattr(self.stepper, "compiled", False) else partial(pixels, self.stepper,
+                                                                                              model.ar)
+        self.given = (u, known, temperature)
+        self.probs = np.empty((len(x), model.levels, model.image_shape[0]))  # the last pixel's
+
+    def __call__(self, i, j0, j1, new_row):
+        """Pixels (i, j0) .. (i, j1 - 1) drawn; whether the last was drawn."""
+        if new_row:
+            self.stepper.start_row(i)
+        return self.run(i, j0, j1, *self.given, self.probs)
 
 
 def _runs(start, H, W, every):

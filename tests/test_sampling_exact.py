@@ -46,7 +46,19 @@ def both(net, n, **kw):
     fast = net.sample(n, cached=True, **kw)
     with pure():
         assert torch.equal(net.sample(n, cached=True, **kw), fast), "compiled and pure differ"
+    with threads(2):  # the batch drawn in parts, each on a thread of its own (kernels.parts)
+        assert torch.equal(net.sample(n, cached=True, **kw), fast), "drawn in parts, it differs"
     return net.sample(n, cached=False, **kw), fast
+
+
+@contextmanager
+def threads(k):
+    was = torch.get_num_threads()
+    torch.set_num_threads(k)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(was)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
@@ -219,3 +231,16 @@ def test_a_model_on_a_gpu_draws_the_cpus_images(model, dataset):
     cpu = net.sample(3, seed=8, label=label)
     gpu = copy.deepcopy(net).cuda().sample(3, seed=8, label=label)
     assert gpu.device.type == "cpu" and torch.equal(gpu, cpu)
+
+
+def test_drawn_in_parts_it_streams_the_same_progress(net):
+    """Each report, the images so far and what the last pixel was drawn from, is the same
+    whether the batch is drawn whole or in parts on threads."""
+    kw = dict(seed=5, every=7, label=labels_for(net, 3))
+    whole = list(net.sample_stream(3, **kw))
+    with threads(2):
+        parts = list(net.sample_stream(3, **kw))
+    assert len(whole) == len(parts)
+    for a, b in zip(whole, parts):
+        assert torch.equal(a.images, b.images) and a.done == b.done and a.position == b.position
+        assert a.probs is not None and np.array_equal(a.probs, b.probs)
