@@ -64,12 +64,16 @@ class _Buffered:
         self.logits(i, j)
 
     compiled = False  # whether `run` is there: kernels.used(n), and then the state for it is built
+    bound = None  # the kernel compiled for the types of run's arguments
 
     def run(self, i, j0, j1, u, mask, temperature, probs):
         """Pixels (i, j0) .. (i, j1 - 1) drawn by the compiled kernel (the raster loop's
         `sampling.pixels`, in one call); whether the last was drawn. Only if self.compiled."""
         inp = (0 if self.one_hot is None else self.levels, self.scale, self.first)
-        return self.kernel(self.x, u, mask, temperature, probs, i, j0, j1, inp, self.ar, self.state)
+        args = (self.x, u, mask, float(temperature), probs, i, j0, j1, inp, self.ar, self.state)
+        if self.bound is None:  # the run's arguments keep their types: typed once
+            self.bound = kernels.bound(self.kernel, args)
+        return self.bound(*args)
 
     def write(self, i, j):
         v = self.x[:, :, i, j]  # (n, C) -> (n, C, per channel) -> (n, C * per channel)
@@ -99,6 +103,7 @@ class ConvStepper(_Buffered):
         # vert[k]: what the rows above add to unit k's outputs in this row, bias included
         self.vert = [np.zeros((n, W, u.cout), npdt) + u.bias for u in units]
         self.patches = [np.zeros((n, W, u.p, u.kernel, u.cin), npdt) if u.p else None for u in units]
+        self.windows = [windows(buf, u.kernel) if u.p else None for u, buf in zip(units, self.bufs)]
         self.out = np.zeros((n, units[-1].cout), npdt)
         self.xbuf, self.xpad = self.bufs[0], units[0].p
         if start:  # the buffers at the known pixels: every unit's input in one forward pass
@@ -121,9 +126,9 @@ class ConvStepper(_Buffered):
                           ints([u.relu for u in units]), spans, np.zeros(max(u.cout for u in units), npdt), self.out)
 
     def start_row(self, i):
-        for u, buf, patches, vert in zip(self.units, self.bufs, self.patches, self.vert):
+        for u, win, patches, vert in zip(self.units, self.windows, self.patches, self.vert):
             if u.p:  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
-                _rows_times(buf[:, i:i + u.p], patches, u.w_above, vert)
+                _rows_times(win[:, i:i + u.p], patches, u.w_above, vert)
                 vert += u.bias
 
     def logits(self, i, j, g=None):
@@ -213,6 +218,7 @@ class GatedStepper(_Buffered):
         self.vh = [z(n, W, 2 * f) for _ in range(L)]  # per row: what v adds to h before the gate
         self.vp = z(n, W, 2 * f)
         self.patches = [z(n, W, p + (i > 0), k, model.cin if i == 0 else f) for i in range(L)]
+        self.windows = [windows(buf, k) for buf in [self.xbuf, *self.vbuf]]  # each layer's vertical input
         lab = None if label is None else label.cpu().numpy()
         self.embed = [(None, None) if u.embed is None else np.split(u.embed[lab].astype(npdt), 2, axis=1)
                       for u in self.layers]
@@ -241,7 +247,7 @@ class GatedStepper(_Buffered):
         p, f = self.p, self.f
         for k, u in enumerate(self.layers):
             # strict: rows i-p .. i-1 of the image; else rows i-p .. i of the layer below's v
-            src = self.xbuf[:, i:i + p] if k == 0 else self.vbuf[k - 1][:, i:i + p + 1]
+            src = self.windows[k][:, i:i + p] if k == 0 else self.windows[k][:, i:i + p + 1]
             vp = self.vp
             _rows_times(src, self.patches[k], u.wv, vp)
             vp += u.bv
@@ -385,11 +391,15 @@ def _check_cpu(model):
     return np.float64 if model.dtype == torch.float64 else np.float32
 
 
-def _rows_times(rows, patches, weight, out):
-    """out (n, W, cout) = every k-wide window of rows (n, r, W + k - 1, cin), flattened in
-    the order (r, k, cin) of a conv weight permuted (2, 3, 1, 0), times weight."""
-    k = rows.shape[2] - patches.shape[1] + 1
-    windows = sliding_window_view(rows, k, axis=2)  # (n, r, W, cin, k)
+def windows(buf, k):
+    """Every k-wide window of the rows of a buffer (n, rows, W + k - 1, cin), as a view
+    (n, rows, W, cin, k), made once: a view made per row costs more than its matmul at batch 1."""
+    return sliding_window_view(buf, k, axis=2)
+
+
+def _rows_times(windows, patches, weight, out):
+    """out (n, W, cout) = the windows (n, r, W, cin, k) of r rows (from `windows`), flattened
+    in the order (r, k, cin) of a conv weight permuted (2, 3, 1, 0), times weight."""
     np.copyto(patches, windows.transpose(0, 2, 1, 4, 3))  # (n, W, r, k, cin)
     _times(patches, weight, out)
 
