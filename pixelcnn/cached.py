@@ -246,10 +246,9 @@ class GatedStepper(_Buffered):
     def start_row(self, i):
         p, f = self.p, self.f
         for k, u in enumerate(self.layers):
-            # strict: rows i-p .. i-1 of the image; else rows i-p .. i of the layer below's v
-            src = self.windows[k][:, i:i + p] if k == 0 else self.windows[k][:, i:i + p + 1]
             vp = self.vp
-            _rows_times(src, self.patches[k], u.wv, vp)
+            # strict: rows i-p .. i-1 of the image; else rows i-p .. i of the layer below's v
+            _rows_times(self.windows[k][:, i:i + p + (k > 0)], self.patches[k], u.wv, vp)
             vp += u.bv
             ev, eh = self.embed[k]
             _times(vp, u.wv2h, self.vh[k])
