@@ -10,7 +10,9 @@ check that for every model. The weights are folded (BatchNorm into the convs, co
 applied) once per set of weights and cached on the model (`folded_weights`).
 With numba (pixelcnn/kernels.py), the per-pixel work of a run of pixels, the draws
 included, is one compiled call (`run`); without it, it runs on NumPy views of the
-buffers, whose per-call overhead is a fraction of PyTorch's.
+buffers, whose per-call overhead is a fraction of PyTorch's. The rows-above part is
+computed in two: that of the row just drawn when a row starts, that of the older rows on a
+thread to spare (`ahead`), while the row before is drawn.
 """
 import threading
 
@@ -63,6 +65,16 @@ class _Buffered:
     def skip(self, i, j):  # a known pixel, once written: the buffers past the input still need its values
         self.logits(i, j)
 
+    def start_row(self, i):
+        """The rows-above part of row i: that of its rows but the last (computed on `ahead`
+        while row i - 1 was drawn, if there is one) plus the last's; then row i + 1's older
+        rows are started on `ahead`, to run on another core while this row is drawn."""
+        older = self._next.result() if self._next is not None and self._next_row == i else self.older(i)
+        self.newest(i, older)
+        if self.ahead is not None and i + 1 < self.x.shape[2]:
+            self._next, self._next_row = self.ahead.submit(self.older, i + 1), i + 1
+
+    ahead = _next = None  # an executor to compute ahead on (sampling: one that is idle), and its future
     compiled = False  # whether `run` is there: kernels.used(n), and then the state for it is built
     bound = None  # the kernel compiled for the types of run's arguments
 
@@ -92,17 +104,20 @@ class ConvStepper(_Buffered):
     matmul over the last few columns of the unit's input.
     """
 
-    def __init__(self, model, x, start, label=None, split=False):
+    def __init__(self, model, x, start, label=None, split=False, ahead=None):
         super().__init__(model, x)
         npdt = self.npdt
         n, (H, W) = x.shape[0], model.image_shape[1:]
         self.units = units = folded_weights(model, lambda: list(_units(model.net)))
+        self.ahead = _worth_it(ahead, [u.w_above for u in units if u.p])
         # bufs[k]: the input of unit k, (n, H + p, W + 2p, cin), zero padded; the rest scratch
         self.bufs = [np.zeros((n, H + u.p, W + 2 * u.p, u.cin), npdt) for u in units]
         self.tmp = [np.zeros((n, u.cout), npdt) for u in units]
         # vert[k]: what the rows above add to unit k's outputs in this row, bias included
         self.vert = [np.zeros((n, W, u.cout), npdt) + u.bias for u in units]
-        self.patches = [np.zeros((n, W, u.p, u.kernel, u.cin), npdt) if u.p else None for u in units]
+        # per unit: the patches of the rows above but the last, of the last, and the older rows' part
+        self.patches = [[np.zeros((n, W, r, u.kernel, u.cin), npdt) for r in (max(u.p - 1, 0), 1)] for u in units]
+        self.olds = [np.zeros((n, W, u.cout), npdt) for u in units]
         self.windows = [windows(buf, u.kernel) if u.p else None for u, buf in zip(units, self.bufs)]
         self.out = np.zeros((n, units[-1].cout), npdt)
         self.xbuf, self.xpad = self.bufs[0], units[0].p
@@ -123,12 +138,23 @@ class ConvStepper(_Buffered):
             self.state = (kernels.List(self.bufs), ints([u.p for u in units]), ints([u.width for u in units]),
                           kernels.List([u.w_left for u in units]), kernels.List(self.vert),
                           ints([-1 if u.residual is None else u.residual for u in units]),
-                          ints([u.relu for u in units]), spans, np.zeros(max(u.cout for u in units), npdt), self.out)
+                          ints([u.relu for u in units]), spans, np.stack([kernels.pushes(
+                              colour_groups(u.cin, self.C), colour_groups(u.cout, self.C, k == last), G,
+                              u.conv.mask == "A", u.width > u.p) for k, u in enumerate(units)]),
+                          np.zeros((n, len(units), max(u.cout for u in units)), npdt), self.out)
 
-    def start_row(self, i):
-        for u, win, patches, vert in zip(self.units, self.windows, self.patches, self.vert):
-            if u.p:  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
-                _rows_times(win[:, i:i + u.p], patches, u.w_above, vert)
+    def older(self, i):  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
+        for u, win, (patches, _), old in zip(self.units, self.windows, self.patches, self.olds):
+            if u.p > 1:
+                _rows_times(win[:, i:i + u.p - 1], patches, u.w_above[0], old)
+        return self.olds
+
+    def newest(self, i, olds):
+        for u, win, (_, patches), vert, old in zip(self.units, self.windows, self.patches, self.vert, olds):
+            if u.p:
+                _rows_times(win[:, i + u.p - 1:i + u.p], patches, u.w_above[1], vert)
+                if u.p > 1:
+                    vert += old
                 vert += u.bias
 
     def logits(self, i, j, g=None):
@@ -174,7 +200,7 @@ class _Unit:
         self.w_left = _row_weight(w)
         if self.p:  # (cout, cin, p, k) -> (p * k * cin, cout), matching the row patches
             w = conv.above.weight.detach() * scale[:, None, None, None]
-            self.w_above = w.permute(2, 3, 1, 0).reshape(-1, conv.cout).contiguous().numpy()
+            self.w_above = _older_newest(w.permute(2, 3, 1, 0).reshape(-1, conv.cout).contiguous().numpy(), self.p)
         self.bias = bias.detach().numpy()
         self.relu, self.residual = relu, residual
 
@@ -203,7 +229,7 @@ class GatedStepper(_Buffered):
     each; per pixel only the horizontal stack (whose convs see only the current row) and
     the head are stepped. Buffers are channels-last."""
 
-    def __init__(self, model, x, start, label=None, split=False):
+    def __init__(self, model, x, start, label=None, split=False, ahead=None):
         super().__init__(model, x)
         npdt = self.npdt
         n, (H, W) = x.shape[0], model.image_shape[1:]
@@ -211,13 +237,16 @@ class GatedStepper(_Buffered):
         f, k, p, L = cfg.filters, cfg.kernel, cfg.kernel // 2, cfg.layers
         self.f, self.p, self.xpad = f, p, p
         self.layers, self.head = folded_weights(model, lambda: _gated_units(model))
+        self.ahead = _worth_it(ahead, [u.wv for u in self.layers])
         z = lambda *shape: np.zeros(shape, npdt)  # noqa: E731
         self.xbuf = z(n, H + p, W + 2 * p, model.cin)  # the input, zero padded
         self.vbuf = [z(n, H + p, W + 2 * p, f) for _ in range(L - 1)]  # gated vertical outputs
         self.hbuf = [z(n, W + p, f) for _ in range(L)]  # horizontal outputs, this row, left padded
         self.vh = [z(n, W, 2 * f) for _ in range(L)]  # per row: what v adds to h before the gate
         self.vp = z(n, W, 2 * f)
-        self.patches = [z(n, W, p + (i > 0), k, model.cin if i == 0 else f) for i in range(L)]
+        # per layer: the patches of its rows but the last (p + 1 rows of v below, p of the image), of the last
+        self.patches = [[z(n, W, r, k, model.cin if i == 0 else f) for r in (p - (i == 0), 1)] for i in range(L)]
+        self.olds = [z(n, W, 2 * f) for _ in range(L)]
         self.windows = [windows(buf, k) for buf in [self.xbuf, *self.vbuf]]  # each layer's vertical input
         lab = None if label is None else label.cpu().numpy()
         self.embed = [(None, None) if u.embed is None else np.split(u.embed[lab].astype(npdt), 2, axis=1)
@@ -240,15 +269,23 @@ class GatedStepper(_Buffered):
             self.state = (self.xbuf, p, kernels.List([h[:, None] for h in self.hbuf]), kernels.List(self.vh),
                           np.array([u.width for u in self.layers], np.int64), lists("wh"), lists("bh"),
                           lists("wout"), lists("bout"), w1, b1, w2, b2, kernels.spans(colour_groups(f, C), G),
-                          kernels.spans(colour_groups(len(b2), C, True), G), z(2 * f), z(n, L, f), z(n, f),
+                          kernels.pushes(colour_groups(model.cin, C), colour_groups(2 * f, C), G, True,
+                                         self.layers[0].width > p), z(n, L, 2 * f), z(n, L, f), z(f), z(n, f),
                           z(n, len(b2)))
 
-    def start_row(self, i):
+    def older(self, i):  # strict: rows i-p .. i-2 of the image; else rows i-p .. i-1 of the layer below's v
+        for k, (u, (patches, _), old) in enumerate(zip(self.layers, self.patches, self.olds)):
+            if patches.shape[2]:
+                _rows_times(self.windows[k][:, i:i + patches.shape[2]], patches, u.wv[0], old)
+        return self.olds
+
+    def newest(self, i, olds):  # strict: row i-1 of the image; else row i of the layer below's v
         p, f = self.p, self.f
-        for k, u in enumerate(self.layers):
-            vp = self.vp
-            # strict: rows i-p .. i-1 of the image; else rows i-p .. i of the layer below's v
-            _rows_times(self.windows[k][:, i:i + p + (k > 0)], self.patches[k], u.wv, vp)
+        for k, (u, (_, patches), old) in enumerate(zip(self.layers, self.patches, olds)):
+            vp, r = self.vp, p + (k > 0)
+            _rows_times(self.windows[k][:, i + r - 1:i + r], patches, u.wv[1], vp)
+            if r > 1:
+                vp += old
             vp += u.bv
             ev, eh = self.embed[k]
             _times(vp, u.wv2h, self.vh[k])
@@ -330,7 +367,8 @@ class _GatedUnit:
     def __init__(self, layer):
         num = lambda t: t.detach().numpy()  # noqa: E731
         vw = layer.v.conv.weight  # (2f, cin, rows, k)
-        self.wv, self.bv = vw.permute(2, 3, 1, 0).reshape(-1, vw.shape[0]).contiguous().numpy(), num(layer.v.conv.bias)
+        self.wv = _older_newest(vw.permute(2, 3, 1, 0).reshape(-1, vw.shape[0]).contiguous().numpy(), vw.shape[2])
+        self.bv = num(layer.v.conv.bias)
         self.wv2h, self.bv2h = num(layer.v2h.weight[:, :, 0, 0].T).copy(), num(layer.v2h.bias)
         self.wh, self.bh = _row_weight(layer.h.left_weight()), num(layer.h.left.bias)
         self.width = layer.h.left.weight.shape[-1]
@@ -408,6 +446,20 @@ def _times(a, weight, out):
     one 2-D matmul (NumPy's dot of a 3-D array does not use BLAS)."""
     m = out.size // out.shape[-1]
     np.dot(a.reshape(m, -1), weight, out=out.reshape(m, -1))
+
+
+def _worth_it(ahead, weights):
+    """`ahead` if the older rows above are half the rows-above work or more (weights: the (older,
+    newest) pairs), else None: with 3x3 convs (PixelRCNN's), handing a sliver of each row's
+    work to another thread cost more than it saved (docs/speed.md)."""
+    older = sum(old.size for old, _ in weights)
+    return ahead if older >= sum(new.size for _, new in weights) else None
+
+
+def _older_newest(w, rows):
+    """A rows-above weight (rows * k * cin, cout), rows in order, as (its rows but the last, the last)."""
+    cut = len(w) // rows * (rows - 1)
+    return w[:cut], w[cut:]
 
 
 def _row_weight(w):

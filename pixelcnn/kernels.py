@@ -5,9 +5,12 @@ overhead, dozens of tiny NumPy calls per pixel, not in arithmetic. Here the same
 as plain loops, compiled once (and cached on disk): every layer's same-row part, the draw
 (`sampling.draw`'s arithmetic, in the same order) and the write of the levels drawn into
 the input buffer, for every pixel of the run. The rows-above parts stay one matmul per row
-in cached.py. With autoregressive colour, the step for channel g computes only the
+in cached.py. With autoregressive colour, the step for channel g finishes only the
 features of colour g (`spans`): those of earlier colours are already final and those of
-later ones see channels not yet drawn, so a pixel costs one pass, not three.
+later ones see channels not yet drawn, so a pixel costs one pass, not three. The steps
+push rather than pull: each input, once known, is added to every output that may see it
+(`pushes`), so each weight row is read once per pixel in a loop over all the outputs it
+feeds, not three times in short loops over a third of them each.
 
 Sums run in the weights' dtype, in another order than BLAS's: the logits agree with the
 pure steppers' to rounding, so the images are the same but for a uniform within rounding of
@@ -64,6 +67,22 @@ def parts(n, threads):
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
+def pushes(inputs, outputs, groups, shift, centre):
+    """(groups, 4) ints: for each channel group g drawn in turn, the inputs at the pixel itself
+    that are new (lo, hi: colour g, or g - 1 for a type-A mask, shift 1; none without a
+    centre column) and the outputs that may see them (lo, hi: from the first of colour g on,
+    a superset where the mask's zero weights add nothing), for colours `inputs`, `outputs`."""
+    if groups == 1:
+        return np.array([[0, len(inputs) if centre else 0, 0, len(outputs)]], np.int64)
+    out = []
+    for g in range(groups):
+        idx = np.flatnonzero(np.asarray(inputs) == g - shift) if centre else []
+        seen = np.flatnonzero(np.asarray(outputs) >= g)
+        assert len(idx) == 0 or idx[-1] - idx[0] == len(idx) - 1
+        out.append([idx[0], idx[-1] + 1, seen[0], seen[-1] + 1] if len(idx) else [0, 0, seen[0], seen[-1] + 1])
+    return np.array(out, np.int64)
+
+
 def spans(colours, groups):
     """(groups, 3) ints: for each channel group g drawn in turn, the outputs of colour g as
     range(lo, hi, step) (a block, or every C-th for logits laid out (K, C)); one group: all."""
@@ -92,12 +111,12 @@ def _window_times(buf, b, r, j, width, w, acc, lo, hi, step):
 
 
 @njit(cache=True, nogil=True)
-def _vec_times(v, w, acc, lo, hi, step, relu):
-    """acc[o] += v (or relu(v)) times w[:, o], for o in range(lo, hi, step)."""
-    for t in range(v.shape[0]):
+def _vec_times(v, vlo, vhi, w, acc, lo, hi, relu):
+    """acc[lo:hi] += v[vlo:vhi] (or its relu) times w[vlo:vhi, lo:hi]."""
+    for t in range(vlo, vhi):
         s = v[t]
         if s != 0 and not (relu and s < 0):
-            _add_row(s, w, t, acc, lo, hi, step)
+            _add_row(s, w, t, acc, lo, hi, 1)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -178,69 +197,86 @@ def _known(x, mask, i, j, inp, xbuf, pad):
 
 
 @njit(cache=True, nogil=True)
+def _centre_times(buf, b, r, col, t, lo, hi, w, acc, plo, phi):
+    """acc[plo:phi] += the channels lo .. hi - 1 of buf[b, r, col], window position t, times w."""
+    cin = buf.shape[3]
+    for c in range(lo, hi):
+        s = buf[b, r, col, c]
+        if s != 0:
+            _add_row(s, w, t * cin + c, acc, plo, phi, 1)
+
+
+@njit(cache=True, nogil=True)
 def conv_step(state, i, j, g):
     """ConvStepper: every unit's outputs of colour group g at (i, j), each into the next unit's
-    buffer, the last into out."""
-    bufs, pads, widths, w_left, vert, residual, relu, spans, acc, out = state
+    buffer, the last into out. Pushed, not pulled: at g = 0, acc[b, k] starts as the rows
+    above (vert) plus the pixels left of (i, j); at each g, the channels of (i, j) itself that
+    are new (pushes[k, g]: inputs lo, hi) add to every output that may see them (outputs lo,
+    hi: those of colours from g on), each input row once per pixel, not once per colour."""
+    bufs, pads, widths, w_left, vert, residual, relu, spans, pushes, acc, out = state
     last = len(bufs) - 1
     for k in range(len(bufs)):
-        p, w, v, buf = pads[k], w_left[k], vert[k], bufs[k]
+        p, w, buf = pads[k], w_left[k], bufs[k]
+        past = min(widths[k], p)  # window positions left of the pixel; a wider window ends on it
         lo, hi, st = spans[k, g, 0], spans[k, g, 1], spans[k, g, 2]
-        r = residual[k]
+        clo, chi, plo, phi = pushes[k, g, 0], pushes[k, g, 1], pushes[k, g, 2], pushes[k, g, 3]
+        r, nxt = residual[k], bufs[min(k + 1, last)]
+        rbuf, q, rq = bufs[max(r, 0)], pads[min(k + 1, last)], pads[max(r, 0)]
         for b in range(out.shape[0]):
+            a = acc[b, k]
+            if g == 0:
+                v = vert[k][b, j]
+                for o in range(v.shape[0]):
+                    a[o] = v[o]
+                _window_times(buf, b, i + p, j, past, w, a, 0, v.shape[0], 1)
+            _centre_times(buf, b, i + p, j + p, past, clo, chi, w, a, plo, phi)
             for o in range(lo, hi, st):
-                acc[o] = v[b, j, o]
-            _window_times(buf, b, i + p, j, widths[k], w, acc, lo, hi, st)
-            if r >= 0:
-                rbuf, q = bufs[r], pads[r]
-                for o in range(lo, hi, st):
-                    acc[o] += rbuf[b, i + q, j + q, o]
-            if relu[k]:
-                for o in range(lo, hi, st):
-                    acc[o] = max(acc[o], 0)
-            if k == last:
-                for o in range(lo, hi, st):
-                    out[b, o] = acc[o]
-            else:
-                nxt, q = bufs[k + 1], pads[k + 1]
-                for o in range(lo, hi, st):
-                    nxt[b, i + q, j + q, o] = acc[o]
+                y = a[o]
+                if r >= 0:
+                    y += rbuf[b, i + rq, j + rq, o]
+                if relu[k]:
+                    y = max(y, 0)
+                if k == last:
+                    out[b, o] = y
+                else:
+                    nxt[b, i + q, j + q, o] = y
 
 
 @njit(cache=True, nogil=True)
 def gated_step(state, i, j, g):
     """GatedStepper: the horizontal stack's and the head's outputs of colour group g at (i, j),
-    into hbuf[k][:, 0, j + p] and out."""
-    xbuf, p, hbuf, vh, widths, wh, bh, wout, bout, w1, b1, w2, b2, spans, head_span, hp, gated, t, out = state
+    into hbuf[k][:, 0, j + p] and out; pushed as in conv_step: at g = 0 the accumulators start
+    as the biases, the vertical stack and the pixels left of (i, j); at each g, the features
+    of colour g (and of the image, colour g - 1: x_push[g]) add to those of colours from g on."""
+    xbuf, p, hbuf, vh, widths, wh, bh, wout, bout, w1, b1, w2, b2, spans, x_push, hp, hacc, gk, t, out = state
     f = wout[0].shape[0]
     lo, hi = spans[g, 0], spans[g, 1]
-    hlo, hhi, hst = head_span[g, 0], head_span[g, 1], head_span[g, 2]
     for b in range(out.shape[0]):
         for k in range(len(hbuf)):
-            bhk, vhk, below = bh[k], vh[k][b, j], hbuf[k - 1] if k else xbuf
-            for half in (0, f):
-                for o in range(half + lo, half + hi):
-                    hp[o] = bhk[o] + vhk[o]
-                _window_times(below, b, i + p if k == 0 else 0, j, widths[k], wh[k], hp, half + lo, half + hi, 1)
-            gk, h, bk = gated[b, k], hbuf[k][b, 0, j + p], bout[k]  # gk: kept over the pixel's colour steps
+            below, r = hbuf[k - 1] if k else xbuf, i + p if k == 0 else 0
+            hpk, hk = hp[b, k], hacc[b, k]
+            past = min(widths[k], p)
+            if g == 0:
+                bhk, vhk = bh[k], vh[k][b, j]
+                for o in range(2 * f):
+                    hpk[o] = bhk[o] + vhk[o]
+                _window_times(below, b, r, j, past, wh[k], hpk, 0, 2 * f, 1)
+                hk[:] = bout[k]
+            clo, chi = (x_push[g, 0], x_push[g, 1]) if k == 0 else (lo, hi)
+            for half in (0, f):  # the gate's a and b, each from colour g on
+                _centre_times(below, b, r, j + p, past, clo, chi, wh[k], hpk, half + lo, half + f)
             for o in range(lo, hi):
-                gk[o] = np.tanh(hp[o]) / (1 + np.exp(-hp[f + o]))
-            if k:
-                hk = below[b, 0, j + p]
-                for o in range(lo, hi):
-                    h[o] = bk[o] + hk[o]
-            else:
-                for o in range(lo, hi):
-                    h[o] = bk[o]
-            _vec_times(gk, wout[k], h, lo, hi, 1, False)
-        tb = t[b]
-        for o in range(lo, hi):
-            tb[o] = b1[o]
-        _vec_times(hbuf[len(hbuf) - 1][b, 0, j + p], w1, tb, lo, hi, 1, True)
-        ob = out[b]
-        for o in range(hlo, hhi, hst):
-            ob[o] = b2[o]
-        _vec_times(tb, w2, ob, hlo, hhi, hst, True)
+                gk[o] = np.tanh(hpk[o]) / (1 + np.exp(-hpk[f + o]))
+            _vec_times(gk, lo, hi, wout[k], hk, lo, f, False)
+            h = hbuf[k][b, 0, j + p]
+            for o in range(lo, hi):
+                h[o] = hk[o] + (below[b, 0, j + p, o] if k else 0)
+        tb, ob = t[b], out[b]
+        if g == 0:
+            tb[:] = b1
+            ob[:] = b2
+        _vec_times(hbuf[len(hbuf) - 1][b, 0, j + p], lo, hi, w1, tb, lo, f, True)
+        _vec_times(tb, lo, hi, w2, ob, 0, ob.shape[0], True)
 
 
 # conv_run and gated_run: the raster loop's `sampling.pixels` for pixels (i, j0) .. (i, j1 - 1),

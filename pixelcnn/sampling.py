@@ -98,10 +98,12 @@ class Stepper(Protocol):
 
     The loop owns the images x, int64 levels (n, C, H, W) in a NumPy array that it writes
     in place (a part of the batch, with split=True, where the loop draws the batch in parts
-    on threads). It builds a stepper as Stepper(model, x, start, label, split), with the model in
-    eval mode and gradients off: the pixels before raster index `start` are known in every
-    image and already in x (the stepper may fill its buffers from them); label is None or
-    a long tensor (n,). Then it visits the pixels (i, j) from `start` to the last, in
+    on threads). It builds a stepper as Stepper(model, x, start, label, split, ahead), with
+    the model in eval mode and gradients off: the pixels before raster index `start` are
+    known in every image and already in x (the stepper may fill its buffers from them);
+    label is None or a long tensor (n,); ahead is None or an executor with a thread to
+    spare, on which the stepper may work ahead (the next row's rows above, while the loop
+    draws this row). Then it visits the pixels (i, j) from `start` to the last, in
     raster order and in runs within a row (`pixels`), calling `start_row` at the first pixel
     it visits in a row. For a pixel known in every image it calls `write`, then `skip`;
     else `logits` (once per channel group drawn: all channels, or R, G, B in turn), each
@@ -132,7 +134,7 @@ class Stepper(Protocol):
 class ReferenceStepper(Stepper):
     """One full forward pass per pixel drawn: slow, obviously right."""
 
-    def __init__(self, model, x, start, label, split=False):
+    def __init__(self, model, x, start, label, split=False, ahead=None):
         self.model, self.x, self.label = model, x, label
 
     def logits(self, i, j, g=None):
@@ -164,8 +166,10 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
     split = cached and model.device.type == "cpu" and alike and splits(model)
     parts = kernels.parts(n, torch.get_num_threads()) if split else [slice(0, n)]
     with model.evaluating(), one_blas_thread(), ThreadPoolExecutor(len(parts)) as pool:
+        # drawn whole with threads to spare, the pool's thread computes ahead (the next row's rows above)
+        ahead = pool if len(parts) == 1 and torch.get_num_threads() > 1 else None
         steps = [_Part(model, x[s], u[s], known[s], temperature, cached, start, None if label is None else label[s],
-                       len(parts) > 1) for s in parts]
+                       len(parts) > 1, ahead) for s in parts]
         probs = lambda: np.concatenate([step.probs for step in steps])  # noqa: E731 (the last pixel's)
         drawn = False
         for first, end in _runs(start, H, W, every):
@@ -181,8 +185,8 @@ def _loop(model, x, u, mask, temperature, cached, every, label=None):
 class _Part:
     """A stepper drawing the images x (a part of the batch, or all of it), a run at a time."""
 
-    def __init__(self, model, x, u, known, temperature, cached, start, label, split):
-        self.stepper = stepper_class(model, cached)(model, x, start, label, split=split)
+    def __init__(self, model, x, u, known, temperature, cached, start, label, split, ahead):
+        self.stepper = stepper_class(model, cached)(model, x, start, label, split=split, ahead=ahead)
         self.run = self.stepper.run if getattr(self.stepper, "compiled", False) else partial(pixels, self.stepper,
                                                                                               model.ar)
         self.given = (u, known, temperature)

@@ -70,6 +70,21 @@ def test_cached_equals_reference(net, temperature):
     assert len(torch.unique(ref)) > 1  # not a degenerate all-zero image
 
 
+def test_one_image_with_a_thread_to_spare_too(net):
+    """One image, two threads: drawn whole, with the next row's older rows above computed on the
+    spare thread while a row is drawn (sampling._loop's `ahead`), the same images."""
+    ref, fast = both(net, 1, seed=12)
+    assert torch.equal(ref, fast)
+    kw = dict(seed=12, every=5, label=labels_for(net, 1))
+    alone = list(net.sample_stream(1, **kw))
+    with threads(2):
+        spare = list(net.sample_stream(1, **kw))
+    assert len(alone) == len(spare)
+    for a, b in zip(alone, spare):  # the same arithmetic: the same distributions, to the last bit
+        assert torch.equal(a.images, b.images)
+        assert (a.probs is None and b.probs is None) or np.array_equal(a.probs, b.probs)
+
+
 def test_cached_equals_reference_with_prefix(net):
     C, H, W = net.image_shape
     known = net.sample(3, seed=1, label=labels_for(net, 3))
