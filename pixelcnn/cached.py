@@ -14,6 +14,7 @@ buffers, whose per-call overhead is a fraction of PyTorch's. The rows-above part
 computed in two: that of the row just drawn when a row starts, that of the older rows on a
 thread to spare (`ahead`), while the row before is drawn.
 """
+import itertools
 import threading
 
 import numpy as np
@@ -108,7 +109,7 @@ class ConvStepper(_Buffered):
         super().__init__(model, x)
         npdt = self.npdt
         n, (H, W) = x.shape[0], model.image_shape[1:]
-        self.units = units = folded_weights(model, lambda: list(_units(model.net)))
+        self.units = units = folded_weights(model, lambda: _coloured(list(_units(model.net)), model))
         self.ahead = _worth_it(ahead, [u.w_above for u in units if u.p])
         # bufs[k]: the input of unit k, (n, H + p, W + 2p, cin), zero padded; the rest scratch
         self.bufs = [np.zeros((n, H + u.p, W + 2 * u.p, u.cin), npdt) for u in units]
@@ -125,8 +126,7 @@ class ConvStepper(_Buffered):
             seen = _forward_seeing(model, x, label, [u.conv for u in units])
             for u, buf, (args, _) in zip(units, self.bufs, seen):
                 _fill(buf, args[0], start, u.p)
-        G, last = self.C if self.ar else 1, len(units) - 1
-        spans = np.stack([kernels.spans(colour_groups(u.cout, self.C, k == last), G) for k, u in enumerate(units)])
+        spans = np.stack([u.spans for u in units])
         # per colour g drawn (autoregressive colour), the outputs of colour g of every unit: (slice, the
         # weight's columns for them, a place for them): a step computes a third of every unit
         self.by_colour = [[(slice(lo, hi, step), np.ascontiguousarray(u.w_left[:, lo:hi:step]),
@@ -138,9 +138,7 @@ class ConvStepper(_Buffered):
             self.state = (kernels.List(self.bufs), ints([u.p for u in units]), ints([u.width for u in units]),
                           kernels.List([u.w_left for u in units]), kernels.List(self.vert),
                           ints([-1 if u.residual is None else u.residual for u in units]),
-                          ints([u.relu for u in units]), spans, np.stack([kernels.pushes(
-                              colour_groups(u.cin, self.C), colour_groups(u.cout, self.C, k == last), G,
-                              u.conv.mask == "A", u.width > u.p) for k, u in enumerate(units)]),
+                          ints([u.relu for u in units]), spans, np.stack([u.pushes for u in units]),
                           np.zeros((n, len(units), max(u.cout for u in units)), npdt), self.out)
 
     def older(self, i):  # rows i-p .. i-1 of the input are rows i .. i+p-1 of the padded buffer
@@ -203,6 +201,18 @@ class _Unit:
             self.w_above = _older_newest(w.permute(2, 3, 1, 0).reshape(-1, conv.cout).contiguous().numpy(), self.p)
         self.bias = bias.detach().numpy()
         self.relu, self.residual = relu, residual
+
+
+def _coloured(units, model):
+    """The units, each given the outputs of each colour group drawn in turn (`spans`) and what
+    is pushed at each (`pushes`), see pixelcnn/kernels.py."""
+    C, last = model.image_shape[0], units[-1]
+    G = C if model.ar else 1
+    for u in units:
+        outputs = colour_groups(u.cout, C, u is last)
+        u.spans = kernels.spans(outputs, G)
+        u.pushes = kernels.pushes(colour_groups(u.cin, C), outputs, G, u.conv.mask == "A", u.width > u.p)
+    return units
 
 
 def _units(net):
@@ -385,7 +395,7 @@ def folded_weights(model, build):
     """build(): the model's weights folded and laid out for stepping, cached on the model and
     rebuilt only when its parameters or buffers have changed (an optimizer step or
     load_state_dict bumps a tensor's version)."""
-    key = tuple((t.data_ptr(), t._version) for t in model.state_dict().values())
+    key = tuple((t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers()))
     cache = model.__dict__.get("_folded_weights")
     if cache is None or cache[0] != key:
         with torch.no_grad():

@@ -116,13 +116,17 @@ class AutoregressiveModel(nn.Module):
 
     @contextmanager
     def evaluating(self):
-        """Eval mode for the `with` block, then the mode it was in (training or not)."""
+        """Eval mode for the `with` block, then the mode it was in (training or not); a model
+        already in eval mode is left alone (setting a mode walks every module)."""
         was = self.training
-        self.eval()
+        changed = any(m.training for m in self.modules())
+        if changed:
+            self.eval()
         try:
             yield self
         finally:
-            self.train(was)
+            if changed:
+                self.train(was)
 
     @property
     def dtype(self):
