@@ -66,7 +66,8 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     p.add_argument("--init", metavar="WEIGHTS", default=None,
                    help="start from these weights (a .safetensors of the same model config, the shipped one, "
-                        "say) with a fresh optimiser and schedule; they stay the best until a test NLL beats "
+                        "say, or of one that this config grows: with --set summary=true, the summaries start "
+                        "fresh) with a fresh optimiser and schedule; they stay the best until a test NLL beats "
                         "the one recorded beside them (where a run's checkpoint is lost, it goes on from here)")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh even where this pair's checkpoint or weights exist, replacing them "
@@ -184,11 +185,15 @@ def start(args, device, ckpt, per_epoch, lead):
         sys.exit("error: --init starts a run from weights, --resume continues one: give one of them")
     if args.init:
         try:
-            weights.load_into(net, weights.read(args.init)[1], args.init)
+            state = weights.read(args.init)[1]
+            weights.load_into(net, state, args.init, grow=True)
         except (OSError, ValueError) as e:
             sys.exit(f"error: --init: {e}")
         if lead:
             print(f"starting from the weights in {args.init}")
+            if fresh := sorted(net.state_dict().keys() - state.keys()):
+                print(f"  which lack {len(fresh)} of this model's tensors ({', '.join(fresh[:3])}, ...): "
+                      "those start as a fresh model's")
         return RunState(net, opt, best=files.read_facts(Path(args.init)).get("test_nats_per_dim", math.inf))
     if not args.resume:
         return RunState(net, opt)

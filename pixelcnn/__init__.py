@@ -14,7 +14,7 @@ import reprlib
 import torch
 
 from . import datasets, weights
-from .models import ARCHITECTURES, Config
+from .models import ARCHITECTURES, Config, GatedPixelCNN
 from .weights import fetch, load_into, read, weights_path
 
 __all__ = ["MODELS", "DATASETS", "Config", "build", "from_config", "load", "available", "is_conditional"]
@@ -57,6 +57,9 @@ def build(model, dataset, **overrides):
             check_option(key, value)
     options = {**defaults, **overrides}
     options["classes"] = _classes(model, dataset, options.get("classes", 0))
+    if options.get("summary") and not issubclass(cls, GatedPixelCNN):
+        raise ValueError(f"summary is an option of Gated PixelCNN "
+                         f"({', '.join(m for m in MODELS if ARCHITECTURES[m][0] is GatedPixelCNN)}), not of {model}")
     return cls(Config(model, dataset, c, h, w, k, **options))
 
 

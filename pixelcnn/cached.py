@@ -258,6 +258,8 @@ class GatedStepper(_Buffered):
         self.patches = [[z(n, W, r, k, model.cin if i == 0 else f) for r in (p - (i == 0), 1)] for i in range(L)]
         self.olds = [z(n, W, 2 * f) for _ in range(L)]
         self.windows = [windows(buf, k) for buf in [self.xbuf, *self.vbuf]]  # each layer's vertical input
+        # per layer with a summary: the max so far over the rows of v of its features (GatedLayer)
+        self.summaries = [np.full((n, f), -np.inf, npdt) for _ in range(L)]
         lab = None if label is None else label.cpu().numpy()
         self.embed = [(None, None) if u.embed is None else np.split(u.embed[lab].astype(npdt), 2, axis=1)
                       for u in self.layers]
@@ -268,6 +270,9 @@ class GatedStepper(_Buffered):
             for i, (_, (v, h)) in enumerate(seen):
                 if i < len(self.vbuf):
                     _fill(self.vbuf[i], v, start, p)
+                if self.layers[i].summary is not None:  # the rows before the first row drawn, row by row
+                    for row in v[:, :, :rows].permute(2, 0, 3, 1).numpy():
+                        self._summarise(i, np.ascontiguousarray(row))
                 if cols:  # the row buffer holds only the current row
                     self.hbuf[i][:, p:p + cols] = h[:, :, rows, :cols].permute(0, 2, 1).numpy()
         self.by_colour = self._by_colour(n) if self.ar else None
@@ -300,10 +305,23 @@ class GatedStepper(_Buffered):
             ev, eh = self.embed[k]
             _times(vp, u.wv2h, self.vh[k])
             self.vh[k] += u.bv2h if eh is None else u.bv2h + eh[:, None]
-            if k < len(self.vbuf):
-                if ev is not None:
-                    vp += ev[:, None]
-                self.vbuf[k][:, i + p, p:-p] = _gate(vp, f)
+            if ev is not None:
+                vp += ev[:, None]
+            if k < len(self.vbuf) or u.summary is not None:
+                v = _gate(vp, f)
+                if k < len(self.vbuf):
+                    self.vbuf[k][:, i + p, p:-p] = v
+                if u.summary is not None:  # the running max over the rows of v so far, into what v adds to h
+                    self._summarise(k, v)
+                    _times(np.ascontiguousarray(np.broadcast_to(self.summaries[k][:, None], v.shape)),
+                           u.summary[1][0], self.vp)  # a matmul of n * W rows, as the rest: rounded alike for any n
+                    self.vh[k] += self.vp
+                    self.vh[k] += u.summary[1][1]
+
+    def _summarise(self, k, v):
+        """Layer k's summary, the running max, takes in a row of v (n, W, f)."""
+        (wi, bi), _ = self.layers[k].summary
+        np.maximum(self.summaries[k], (_rows_of(v) @ wi + bi).reshape(v.shape).max(axis=1), out=self.summaries[k])
 
     def _by_colour(self, n):
         """For each colour g drawn in turn, what its step computes: the columns of colour g of
@@ -384,6 +402,8 @@ class _GatedUnit:
         self.width = layer.h.left.weight.shape[-1]
         self.wout, self.bout = _row_weight(layer.out.left_weight()), num(layer.out.left.bias)
         self.embed = None if layer.embed is None else num(layer.embed.weight)
+        conv = lambda m: (num(m.weight[:, :, 0, 0].T).copy(), num(m.bias))  # noqa: E731 (a 1x1 conv: (in, out))
+        self.summary = None if layer.summary_in is None else (conv(layer.summary_in), conv(layer.summary_out))
 
 
 def _gated_units(model):
@@ -470,6 +490,11 @@ def _older_newest(w, rows):
     """A rows-above weight (rows * k * cin, cout), rows in order, as (its rows but the last, the last)."""
     cut = len(w) // rows * (rows - 1)
     return w[:cut], w[cut:]
+
+
+def _rows_of(a):
+    """a (..., c) as a 2-D (m, c) view, rows for a matmul (NumPy's on a 3-D array does not use BLAS)."""
+    return a.reshape(-1, a.shape[-1])
 
 
 def _row_weight(w):

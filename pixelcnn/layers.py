@@ -145,9 +145,15 @@ def gate(t):
 class GatedLayer(nn.Module):
     """One layer of Gated PixelCNN. The vertical stack v sees the rows above (k wide); the
     horizontal stack h sees the row so far, plus v through a 1x1 conv. Both are gated,
-    tanh(a) * sigmoid(b), with the label's embedding added before the gate; h is residual."""
+    tanh(a) * sigmoid(b), with the label's embedding added before the gate; h is residual.
 
-    def __init__(self, cin, f, kernel, first, groups, classes):
+    summary: h also sees, through a 1x1 conv, a running max over every row of v so far
+    (features of v, maxed over the row and then over the rows down to h's own): what lies
+    anywhere above, however far, where v's own reach grows by a few rows a layer. v at row i
+    sees only rows above i, so the max down to row i does too. Its output conv starts at
+    zero, so a layer given a summary starts as the layer without one."""
+
+    def __init__(self, cin, f, kernel, first, groups, classes, summary=False):
         super().__init__()
         gh = gout = None  # colour groups (with ar channels): a and b of the gate alike
         if groups is not None:
@@ -159,6 +165,11 @@ class GatedLayer(nn.Module):
         self.v2h = nn.Conv2d(2 * f, 2 * f, 1)
         self.out = MaskedConv2d(f, f, 1, "B", groups=gout)
         self.embed = nn.Embedding(classes, 4 * f) if classes else None
+        self.summary_in = nn.Conv2d(f, f, 1) if summary else None
+        self.summary_out = nn.Conv2d(f, 2 * f, 1) if summary else None
+        if summary:
+            nn.init.zeros_(self.summary_out.weight)
+            nn.init.zeros_(self.summary_out.bias)
 
     def forward(self, v, h, label=None):
         vp = self.v(v)
@@ -167,5 +178,8 @@ class GatedLayer(nn.Module):
             # in vp's dtype: an fp32 embedding would lift the bf16 gates to fp32 under autocast
             ev, eh = self.embed(label)[:, :, None, None].to(vp.dtype).chunk(2, dim=1)
             vp, hp = vp + ev, hp + eh
+        v = gate(vp)
+        if self.summary_in is not None:  # (n, f, H, 1): row i's max over rows 0 .. i of v
+            hp = hp + self.summary_out(self.summary_in(v).amax(dim=3, keepdim=True).cummax(dim=2).values)
         out = self.out(gate(hp))
-        return gate(vp), out if self.first else h + out
+        return v, out if self.first else h + out

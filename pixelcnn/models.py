@@ -30,6 +30,7 @@ class Config:
     ar_channels: bool = False  # colour channels in order R, G, B within a pixel (else independent)
     same_as_first: bool = False  # also feed, per channel, whether a pixel's level is the first pixel's
     classes: int = 0  # class-conditional on a label in [0, classes) (0: unconditional)
+    summary: bool = False  # Gated PixelCNN: each layer also sees a running max over all rows above
 
     def to_dict(self):
         return asdict(self)
@@ -291,7 +292,7 @@ class GatedPixelCNN(AutoregressiveModel):
             raise ValueError(f"Gated PixelCNN needs a kernel of at least 3, got {k}")
         self.layers = nn.ModuleList(
             GatedLayer(self.cin if i == 0 else f, f, k, i == 0,
-                       g(self.cin if i == 0 else f, f), config.classes) for i in range(config.layers))
+                       g(self.cin if i == 0 else f, f), config.classes, config.summary) for i in range(config.layers))
         out = config.channels * self.levels
         self.head = nn.Sequential(nn.ReLU(), MaskedConv2d(f, f, 1, "B", groups=g(f, f)), nn.ReLU(),
                                   MaskedConv2d(f, out, 1, "B", groups=g(f, out, logits=True)))

@@ -7,6 +7,8 @@ after. `Rescorer` keeps every layer's output from one forward pass; after a chan
 each layer again on the rows it can have changed only (from p rows higher, so its zero
 padding there falls on rows that are thrown away), with the model's own modules: nothing
 about the architecture is repeated here. Its log-probabilities equal model.log_prob's.
+A Gated PixelCNN with a summary of the rows above (GatedLayer) is run again whole: a change
+reaches every row below it.
 """
 import torch
 
@@ -43,6 +45,8 @@ class Rescorer:
         H = self.x.shape[2]
         self.x[:, :, i, j] = torch.as_tensor(levels)
         if (i, j) == (0, 0) and self.model.config.same_as_first:  # every pixel's input changes
+            return self._forward()
+        if self.model.config.summary:  # every later row's summary of the rows above may change
             return self._forward()
         row = self.model.inputs(self.x[:, :, i:i + 1], first=self.x[:, :, :1, :1])
         for a in set(self.acts[0]):  # v and h are one tensor for the first gated layer

@@ -150,21 +150,24 @@ def _check_hash(state, expected, path):
                          "(flipped or damaged bytes); fetch or train the weights again")
 
 
-def check_fits(net, state, path):
-    """A ValueError naming the file unless `state` has exactly the net's tensor names and shapes."""
+def check_fits(net, state, path, grow=False):
+    """A ValueError naming the file unless `state` has exactly the net's tensor names and shapes
+    (grow: or some of them, the net being one grown from those weights)."""
     own = net.state_dict()
-    missing, extra = own.keys() - state.keys(), state.keys() - own.keys()
+    missing, extra = set() if grow else own.keys() - state.keys(), state.keys() - own.keys()
     bad = [k for k in own.keys() & state.keys() if own[k].shape != state[k].shape]
     if missing or extra or bad:
         raise ValueError(f"{path} holds weights of another model: missing {sorted(missing)[:3]}, "
                          f"unexpected {sorted(extra)[:3]}, wrong shape {bad[:3]}")
 
 
-def load_into(net, state, path):
-    """Copy `state` into `net`, in the net's dtype; a clear error if they do not fit."""
-    check_fits(net, state, path)
+def load_into(net, state, path, grow=False):
+    """Copy `state` into `net`, in the net's dtype; a clear error if they do not fit. grow: the
+    net may have parts the weights lack (say a Gated PixelCNN given a summary), which keep
+    their initialisation."""
+    check_fits(net, state, path, grow)
     own = net.state_dict()
-    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=not grow)
     return net
 
 

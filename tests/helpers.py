@@ -24,6 +24,10 @@ def make_tiny(model, dataset, seed=0, warm=True, **overrides):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = pixelcnn.build(model, dataset, **{**TINY, **overrides})
+        for m in net.modules():  # a summary's output conv starts at zero (GatedLayer): made live, as training makes it
+            if getattr(m, "summary_out", None) is not None:
+                torch.nn.init.normal_(m.summary_out.weight, std=0.3)
+                torch.nn.init.normal_(m.summary_out.bias, std=0.1)
         if warm:
             c, h, w = net.image_shape
             net.train()

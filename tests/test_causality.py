@@ -16,7 +16,9 @@ CONFIGS = [(m, d) for m in pixelcnn.MODELS for d in DATASETS]
 # 16 filters, as 8 (a few per colour) leave some pixels' later colours dead by chance
 FIRST = [(m, d, dict(same_as_first=True, filters=16))
          for m, d in [("gated", "color_shapes"), ("pixelrcnn_ar", "color_shapes"), ("pixelcnn", "shapes")]]
-WITH_FIRST = [(m, d, {}) for m, d in CONFIGS] + FIRST
+# and with a running max over the rows above in every gated layer (GatedLayer's summary)
+SUMMARY = [(m, d, dict(summary=True, filters=16)) for m, d in [("gated", "color_shapes"), ("gated_cond", "shapes")]]
+WITH_FIRST = [(m, d, {}) for m, d in CONFIGS] + FIRST + SUMMARY
 
 
 def positions(h, w):
@@ -146,3 +148,17 @@ def test_gated_pixelcnn_sees_its_whole_receptive_field_and_pixelcnn_has_a_blind_
     blind = expected & ~seen
     assert blind.sum() >= kernel // 2 * (kernel // 2 + 1)  # a triangle at least
     assert not (blind & ((cols <= j) | (rows >= i))).any(), "the blind spot is above and to the right"
+
+
+@pytest.mark.parametrize("summary", [False, True])
+def test_a_summary_reaches_every_row_below(summary):
+    """With a running max over the rows above (GatedLayer's summary), a pixel in the first row
+    changes the last row's distributions, far beyond the vertical stack's reach (2 layers of
+    kernel 5: 4 rows); without one, it does not."""
+    net = make_tiny("gated", "color_shapes", summary=summary, filters=16).double()
+    H = net.image_shape[1]
+    x = torch.zeros((2, *net.image_shape), dtype=torch.long)  # a blank image: a max the edit can move
+    x[1, :, 0, 3] = 1
+    with torch.no_grad():
+        last = net(x)[:, :, :, H - 1]
+    assert (last[0] - last[1]).abs().max() > 1e-6 if summary else torch.equal(last[0], last[1])

@@ -7,7 +7,7 @@ from pixelcnn.rescore import Rescorer
 
 CASES = [("pixelcnn", "shapes"), ("pixelrcnn", "color_shapes"), ("pixelrcnn_ar", "color_shapes"),
          ("gated", "color_shapes"), ("gated_cond", "shapes"), ("gated", "color_shapes", "same_as_first"),
-         ("pixelcnn", "shapes", "same_as_first")]
+         ("pixelcnn", "shapes", "same_as_first"), ("gated", "color_shapes", "summary")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])

@@ -42,7 +42,9 @@ CASES = [("pixelcnn", "shapes"), ("pixelcnn", "color_shapes"), ("pixelrcnn", "sh
          ("gated_cond", "shapes"), ("gated_cond", "color_shapes"),
          # the input that says which levels equal the first pixel's, one-hot and scaled
          ("gated", "color_shapes", "same_as_first"), ("pixelrcnn_ar", "color_shapes", "same_as_first"),
-         ("pixelcnn", "shapes", "same_as_first")]
+         ("pixelcnn", "shapes", "same_as_first"),
+         # each layer also sees a running max over the rows above
+         ("gated", "color_shapes", "summary"), ("gated_cond", "shapes", "summary")]
 
 
 @pytest.fixture(params=CASES, ids=["-".join(c) for c in CASES])
@@ -97,6 +99,24 @@ def test_cached_equals_reference_with_prefix(net):
     m = mask.unsqueeze(1).expand_as(known)
     assert torch.equal(fast[m], known[m])  # known pixels kept exactly
     assert not torch.equal(fast, known)    # the rest was sampled anew
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "pure"])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_a_summary_of_the_rows_above_starts_from_the_known_rows(rows, compiled):
+    """Known first rows: the steppers start each layer's running max (GatedLayer's summary)
+    from them, every one: each pixel drawn after is drawn from the model's distribution."""
+    net = make_tiny("gated", "color_shapes", summary=True).double()
+    mask = torch.zeros(net.image_shape[1:], dtype=torch.bool)
+    mask[:rows] = True
+    mask[rows, :3] = True
+    with (nullcontext() if compiled else pure()):
+        steps = list(net.sample_stream(2, seed=6, every=1, prefix=net.sample(2, seed=1), prefix_mask=mask))
+    with torch.no_grad():
+        expected = torch.softmax(net(steps[-1].images), dim=1).numpy()  # (2, K, C, H, W)
+    assert steps[0].position == (rows, 3)  # the first pixel drawn
+    for p in steps:
+        np.testing.assert_allclose(p.probs, expected[:, :, :, p.position[0], p.position[1]], rtol=0, atol=1e-12)
 
 
 def test_a_known_pixel_after_an_unknown_first_pixel_sees_the_first_as_drawn(net):

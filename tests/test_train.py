@@ -458,3 +458,37 @@ def test_init_starts_from_weights_and_keeps_them_until_beaten(trained, tmp_path,
         run_train([*SHAPES, "--init", str(init / f"{NAME}.safetensors"), "--resume"], tmp_path / "w3", tmp_path / "ck3")
     with pytest.raises(SystemExit, match="--init"):
         run_train([*SHAPES, "--init", str(tmp_path / "none.safetensors")], tmp_path / "w4", tmp_path / "ck4")
+
+
+def test_init_grows_a_gated_pixelcnn_a_summary(tmp_path, capsys):
+    """--init from a Gated PixelCNN into one with --set summary=true: every tensor the weights
+    have is loaded, the summaries start fresh (their output convs at zero), so the grown
+    model starts with the same likelihoods; weights of another shape are still refused."""
+    gated = ["--model", "gated", "--dataset", "shapes", *SHAPES[8:]]
+    tiny = ["--set", "filters=8", "layers=2", "kernel=3"]
+    run_train([*gated, *tiny, "--max-steps", "2"], tmp_path / "parent", tmp_path / "ck")
+    parent_file = tmp_path / "parent" / "gated_shapes.safetensors"
+    parent = pixelcnn.load("gated", "shapes", tmp_path / "parent")
+    seen = []
+    original = train.train_step
+
+    def spy(model, opt, x, label, lr, bf16):  # the model the first step starts from, and its batch
+        if not seen:
+            seen.append((pixelcnn.from_config(model.config.to_dict()), x.clone()))
+            seen[0][0].load_state_dict(model.state_dict())
+        return original(model, opt, x, label, lr, bf16)
+
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train, "train_step", spy)
+        run_train([*gated, *tiny, "summary=true", "--max-steps", "1", "--init", str(parent_file)],
+                  tmp_path / "w", tmp_path / "ck2")
+    assert "which lack 8 of this model's tensors (layers.0.summary_in.bias" in capsys.readouterr().out
+    grown, x = seen[0]
+    assert grown.config.summary and all(torch.equal(grown.state_dict()[k], v) for k, v in parent.state_dict().items())
+    assert not grown.layers[0].summary_out.weight.any()
+    with torch.no_grad():
+        torch.testing.assert_close(grown.eval().log_prob(x), parent.log_prob(x), rtol=0, atol=1e-6)
+    with pytest.raises(SystemExit, match="another model"):
+        run_train([*gated, "--set", "filters=16", "layers=2", "kernel=3", "--max-steps", "1",
+                   "--init", str(parent_file)], tmp_path / "w3", tmp_path / "ck3")
