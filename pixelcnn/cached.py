@@ -394,15 +394,15 @@ class _GatedUnit:
 
     def __init__(self, layer):
         num = lambda t: t.detach().numpy()  # noqa: E731
+        conv = lambda m: (num(m.weight[:, :, 0, 0].T).copy(), num(m.bias))  # noqa: E731 (a 1x1 conv: (in, out))
         vw = layer.v.conv.weight  # (2f, cin, rows, k)
         self.wv = _older_newest(vw.permute(2, 3, 1, 0).reshape(-1, vw.shape[0]).contiguous().numpy(), vw.shape[2])
         self.bv = num(layer.v.conv.bias)
-        self.wv2h, self.bv2h = num(layer.v2h.weight[:, :, 0, 0].T).copy(), num(layer.v2h.bias)
+        self.wv2h, self.bv2h = conv(layer.v2h)
         self.wh, self.bh = _row_weight(layer.h.left_weight()), num(layer.h.left.bias)
         self.width = layer.h.left.weight.shape[-1]
         self.wout, self.bout = _row_weight(layer.out.left_weight()), num(layer.out.left.bias)
         self.embed = None if layer.embed is None else num(layer.embed.weight)
-        conv = lambda m: (num(m.weight[:, :, 0, 0].T).copy(), num(m.bias))  # noqa: E731 (a 1x1 conv: (in, out))
         self.summary = None if layer.summary_in is None else (conv(layer.summary_in), conv(layer.summary_out))
 
 
