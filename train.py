@@ -194,7 +194,8 @@ def start(args, device, ckpt, per_epoch, lead):
             if fresh := sorted(net.state_dict().keys() - state.keys()):
                 print(f"  which lack {len(fresh)} of this model's tensors ({', '.join(fresh[:3])}, ...): "
                       "those start as a fresh model's")
-        return RunState(net, opt, best=files.read_facts(Path(args.init)).get("test_nats_per_dim", math.inf))
+        return RunState(net, opt, best=files.read_facts(Path(args.init)).get("test_nats_per_dim", math.inf),
+                        started_from=parent(args.init))
     if not args.resume:
         return RunState(net, opt)
     if not ckpt.exists():
@@ -297,8 +298,8 @@ def write_weights(s, state):
              "config": net.config.to_dict(), "history": history}  # the test curve up to these weights
     if args.dataset in ("shapes", "color_shapes"):
         facts["entropy_bound_nats_per_image"] = datasets.entropy_bound(args.dataset)
-    if args.init:
-        facts["started_from"] = parent(args.init)
+    if state.started_from:  # kept in the checkpoint: a run resumed says it too
+        facts["started_from"] = state.started_from
     files.write_facts(s.weights_file, facts)
 
 
@@ -325,9 +326,10 @@ def finish(s, state):
     """Rank 0, after the last step: the loss curve, a grid drawn by the best weights, the Hub."""
     args, out, name = s.args, s.weights_file.parent, s.weights_file.stem
     if state.history and not s.weights_file.exists():
-        if args.init:  # the weights it started from stayed the best: they are this run's
-            files.write_atomic(s.weights_file, lambda tmp: shutil.copyfile(args.init, tmp))
-            files.write_facts(s.weights_file, files.read_facts(Path(args.init)))
+        init = state.started_from and Path(state.started_from["weights"])
+        if init and state.best == files.read_facts(init).get("test_nats_per_dim"):  # never beaten: they are its best
+            files.write_atomic(s.weights_file, lambda tmp: shutil.copyfile(init, tmp))
+            files.write_facts(s.weights_file, files.read_facts(init))
         else:  # resumed a run that had finished elsewhere
             write_weights(s, state)
     images.plot_curve(state.history, state.steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")

@@ -111,13 +111,15 @@ class RunState:
     best: float = math.inf  # the lowest test NLL so far, nats/dim: the weights written
     history: list = field(default_factory=list)  # one dict per test evaluation
     steps: list = field(default_factory=list)  # (step, training loss) for every step
+    started_from: dict | None = None  # with --init: the weights it started from and their run (train.parent)
 
     def to_checkpoint(self):
         """The checkpoint: tensors and plain values, which torch.load(weights_only=True) reads."""
         return {"config": self.net.config.to_dict(), "model": self.net.state_dict(), "opt": self.opt.state_dict(),
                 "step": self.step, "epoch": self.epoch, "offset": self.offset, "best": self.best,
                 # JSON text: a list of dicts or tuples is not what weights_only loading takes
-                "history": json.dumps(self.history), "steps": json.dumps(self.steps)}
+                "history": json.dumps(self.history), "steps": json.dumps(self.steps),
+                "started_from": json.dumps(self.started_from)}
 
     @classmethod
     def from_checkpoint(cls, ck, net, opt):
@@ -150,7 +152,13 @@ class RunState:
                              f"{ck['best']!r}")
         history = records(ck, "history", lambda h: isinstance(h, dict) and finite(*h.values()))
         steps = records(ck, "steps", lambda s: isinstance(s, list) and len(s) == 2 and finite(*s))
-        return cls(net, opt, *counters, best=ck["best"], history=history, steps=steps)
+        try:  # checkpoints written before it have none
+            started_from = json.loads(ck.get("started_from", "null"))
+        except (TypeError, ValueError):
+            started_from = False
+        if not (started_from is None or isinstance(started_from, dict) and "weights" in started_from):
+            raise ValueError("its started_from is not JSON text of the weights a run started from")
+        return cls(net, opt, *counters, best=ck["best"], history=history, steps=steps, started_from=started_from)
 
     def save(self, path):
         """Write the checkpoint to `path` atomically."""

@@ -322,15 +322,15 @@ def test_a_checkpoint_holds_the_run_state_and_loads_back(tmp_path):
     opt = torch.optim.Adam(net.parameters())
     x = datasets.load("shapes", "test")[0][:4].long()
     training.train_step(net, opt, x, None, 1e-3, bf16=False)
-    state = training.RunState(net, opt, step=1, epoch=0, offset=1, best=0.5,
-                              history=[{"epoch": 0.1, "step": 1}], steps=[[1, 0.7]])
+    state = training.RunState(net, opt, step=1, epoch=0, offset=1, best=0.5, history=[{"epoch": 0.1, "step": 1}],
+                              steps=[[1, 0.7]], started_from={"weights": "w/a.safetensors", "command": "train.py"})
     state.save(tmp_path / "ck.pt")
     ck = torch.load(tmp_path / "ck.pt", weights_only=True)
     assert json.loads(ck["history"]) == state.history and json.loads(ck["steps"]) == state.steps
     other = pixelcnn.build("pixelcnn", "shapes", filters=8, layers=1, kernel=3)
     back = training.RunState.load(tmp_path / "ck.pt", other, torch.optim.Adam(other.parameters()))
-    assert (back.step, back.epoch, back.offset, back.best, back.history, back.steps) == (1, 0, 1, 0.5, state.history,
-                                                                                        state.steps)
+    assert (back.step, back.epoch, back.offset, back.best, back.history, back.steps, back.started_from) == (
+        1, 0, 1, 0.5, state.history, state.steps, state.started_from)
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
     assert back.opt.state_dict()["state"][0]["step"] == 1
     wider = pixelcnn.build("pixelcnn", "shapes", filters=4, layers=1, kernel=3)
@@ -448,6 +448,8 @@ def test_init_starts_from_weights_and_keeps_them_until_beaten(trained, tmp_path,
     lineage = json.loads((tmp_path / "w" / f"{NAME}.json").read_text())["started_from"]  # how to retrain it
     assert lineage["weights"] == str(init / f"{NAME}.safetensors")
     assert (lineage["command"], lineage["history"]) == (facts["command"], facts["history"])
+    run_train([*SHAPES, "--max-steps", "4", "--resume"], tmp_path / "w5", tmp_path / "ck")  # resumed, it says it too
+    assert json.loads((tmp_path / "w5" / f"{NAME}.json").read_text())["started_from"] == lineage
 
     (init / f"{NAME}.json").write_text(json.dumps({**facts, "test_nats_per_dim": 1e-9}))  # unbeatable
     run_train([*SHAPES, "--max-steps", "2", "--init", str(init / f"{NAME}.safetensors")], tmp_path / "w2",
