@@ -237,8 +237,12 @@ def about(name):
     model, dataset = split(name)
     text = f"**{MODEL_NAMES[model]}** — {ABOUT[model]}"
     config = files.read_facts(weights.weights_path(model, dataset)).get("config")
-    if isinstance(config, dict) and config.get("same_as_first") is True:
+    config = config if isinstance(config, dict) else {}
+    if config.get("same_as_first") is True:
         text += " It is also shown where each pixel's colour matches the first pixel's (mostly the background's)."
+    if config.get("summary") is True:
+        text += (" Each layer also keeps a summary of every row above, however far: a stroke can take its colour "
+                 "from one it cannot see.")
     nll = test_nll(name)
     if nll is not None:
         given = ", given its class" if pixelcnn.is_conditional(model) else ""

@@ -173,13 +173,17 @@ def test_the_picker_puts_the_best_model_of_each_dataset_first(monkeypatch):
     assert "so its colours mix" in studio.about("pixelrcnn/color_mnist")
 
 
-def test_the_line_about_a_model_says_when_it_is_shown_which_colours_match_the_first_pixels(monkeypatch, tmp_path):
+def test_the_line_about_a_model_says_what_its_options_show_it(monkeypatch, tmp_path):
+    """same_as_first: shown which colours match the first pixel's; summary: the rows above."""
     monkeypatch.setenv("PIXELCNN_WEIGHTS", str(tmp_path))
     (tmp_path / "gated_color_mnist.json").write_text('{"config": {"same_as_first": true}}')
+    (tmp_path / "gated_mnist.json").write_text('{"config": {"summary": true}}')
     (tmp_path / "gated_color_shapes.json").write_text('{"config": "not a dict"}')
     assert "matches the first pixel's" in studio.about("gated/color_mnist")
-    assert "matches the first pixel's" not in studio.about("gated/color_shapes")
-    assert "matches the first pixel's" not in studio.about("pixelrcnn_ar/color_mnist")
+    assert "summary of every row above" in studio.about("gated/mnist")
+    for name in ("gated/color_shapes", "pixelrcnn_ar/color_mnist"):
+        assert "matches the first pixel's" not in studio.about(name) and "summary" not in studio.about(name)
+    assert "summary" not in studio.about("gated/color_mnist") and "first pixel" not in studio.about("gated/mnist")
 
 
 def test_only_a_colour_model_with_independent_channels_says_under_its_samples_why_its_colours_mix():
