@@ -1,12 +1,14 @@
 """pixelcnn.evaluate's two-colour figures (issue #16): how many samples have exactly two colours,
 as every real colour image has, and how many pixels are in a third."""
 import json
+import runpy
 
+import numpy as np
 import pytest
 import torch
 
 import pixelcnn
-from helpers import make_tiny
+from helpers import REPO, make_tiny
 from pixelcnn import datasets, evaluate, weights
 
 
@@ -39,3 +41,18 @@ def test_evaluate_writes_the_samples_two_colour_figures_into_the_facts(tmp_path,
     assert figures == {"samples": 8, "seed": 0, "images_with_two_colours": round(two, 4),
                        "pixels_in_a_third_colour": round(third, 5)}
     assert "8 samples:" in capsys.readouterr().out
+
+
+def test_third_colours_are_told_apart_by_where_they_are():
+    """scripts/third_colours.py: a stroke that changes colour, strokes apart in different
+    colours, and the channels an extra colour differs in (colour codes of 4 levels, 3 channels)."""
+    kinds = runpy.run_path(str(REPO / "scripts" / "third_colours.py"), run_name="third")["kinds"]
+    bg, fg, near, far = 0, 21, 22, 42  # 22 differs from 21 in blue only; 42 in all three channels
+    two = np.full((6, 6), bg)
+    two[1, 1:4] = fg
+    changes, apart = two.copy(), two.copy()
+    changes[2, 4] = near  # touches the stroke diagonally
+    apart[4:6, 0] = far
+    samples, pixels, rows = kinds(np.stack([two, changes, apart]), 4, 3)
+    assert samples == {"two colours": 1, "a stroke changes colour": 1, "strokes apart differ": 1}
+    assert pixels == {1: 1, 3: 2} and rows == {2: 1, 4: 1}
