@@ -327,9 +327,10 @@ def finish(s, state):
     args, out, name = s.args, s.weights_file.parent, s.weights_file.stem
     if state.history and not s.weights_file.exists():
         init = state.started_from and Path(state.started_from["weights"])
-        if init and state.best == files.read_facts(init).get("test_nats_per_dim"):  # never beaten: they are its best
+        facts = files.read_facts(init) if init else {}
+        if facts and state.best == facts.get("test_nats_per_dim"):  # never beaten: they are its best
             files.write_atomic(s.weights_file, lambda tmp: shutil.copyfile(init, tmp))
-            files.write_facts(s.weights_file, files.read_facts(init))
+            files.write_facts(s.weights_file, facts)
         else:  # resumed a run that had finished elsewhere
             write_weights(s, state)
     images.plot_curve(state.history, state.steps, out / f"{name}_curve.png", f"{args.model} on {args.dataset}")

@@ -36,6 +36,11 @@ def strokes(mask):
     return lab, k
 
 
+def levels_of(code, levels, channels):
+    """A colour's channel levels from its code (pixelcnn.evaluate.colour_codes)."""
+    return np.array([code // levels ** (channels - 1 - ch) % levels for ch in range(channels)])
+
+
 def kinds(codes, levels, channels):
     """Counters of the samples' kinds, of their extra pixels by channels differing from the
     foreground, and of the row where each sample's third colour first appears."""
@@ -52,10 +57,9 @@ def kinds(codes, levels, channels):
         apart = len(set().union(*each)) > max(map(len, each))
         samples[{(True, False): "a stroke changes colour", (False, True): "strokes apart differ",
                  (True, True): "both"}[changes, apart]] += 1
-        digits = lambda v: np.array([v // levels ** (channels - 1 - ch) % levels for ch in range(channels)])  # noqa: E731
         for v, n in zip(values, counts):
             if v not in (bg, fg):
-                pixels[int((digits(v) != digits(fg)).sum())] += int(n)
+                pixels[int((levels_of(v, levels, channels) != levels_of(fg, levels, channels)).sum())] += int(n)
         first = list(dict.fromkeys(c.flatten()))[2]  # colours in order of appearance
         rows[int(np.argmax(c.flatten() == first)) // c.shape[1]] += 1
     return samples, pixels, rows
