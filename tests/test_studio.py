@@ -179,10 +179,10 @@ def test_the_line_about_a_model_says_what_its_options_show_it(monkeypatch, tmp_p
     (tmp_path / "gated_color_mnist.json").write_text('{"config": {"same_as_first": true}}')
     (tmp_path / "gated_mnist.json").write_text('{"config": {"summary": true}}')
     (tmp_path / "gated_color_shapes.json").write_text('{"config": "not a dict"}')
-    assert "matches the first pixel's" in studio.about("gated/color_mnist")
+    assert "is the first pixel's" in studio.about("gated/color_mnist")
     assert "summary of every row above" in studio.about("gated/mnist")
     for name in ("gated/color_shapes", "pixelrcnn_ar/color_mnist"):
-        assert "matches the first pixel's" not in studio.about(name) and "summary" not in studio.about(name)
+        assert "is the first pixel's" not in studio.about(name) and "summary" not in studio.about(name)
     assert "summary" not in studio.about("gated/color_mnist") and "first pixel" not in studio.about("gated/mnist")
 
 
