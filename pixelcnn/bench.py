@@ -3,8 +3,9 @@
     python -m pixelcnn.bench            # full reference loops (a few minutes)
     python -m pixelcnn.bench --quick    # reference loops timed on their first 2 rows, scaled up
 
-For each model: one forward pass, the reference sampler (a full forward pass per pixel)
-and the cached sampler, compiled (numba) and pure NumPy, at batch 1 and 16; the ratios;
+For each model (as shipped, where weights/ holds it): one forward pass, the reference
+sampler (a full forward pass per pixel) and the cached sampler, compiled (numba) and pure
+NumPy, at batch 1 and 16; the ratios;
 whether the samplers drew identical images; the cost of streaming the progress; and the
 cost of re-scoring the images after one pixel changes (pixelcnn.rescore), against a
 forward pass.
@@ -107,6 +108,14 @@ def row(net, n, repeat, rows, other=None):
             f"{rescore / fwd:>9.2f}x{same:>11}{before}")
 
 
+def network(model, dataset, tiny=False):
+    """The model to time: as shipped (its weights, and so its options: the summary, say) where
+    weights/ has it, else as build() makes it; tiny: filters 8, 2 layers."""
+    if not tiny and (model, dataset) in pixelcnn.available():
+        return pixelcnn.load(model, dataset)
+    return pixelcnn.build(model, dataset, **(dict(filters=8, layers=2) if tiny else {})).eval()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="time the reference loops on 2 rows and scale up")
@@ -129,7 +138,7 @@ def main(argv=None):
     print(head)
     print("-" * len(head))
     for model, dataset in (pair.split("/") for pair in args.pairs):
-        net = pixelcnn.build(model, dataset, **(dict(filters=8, layers=2) if args.tiny else {})).eval()
+        net = network(model, dataset, args.tiny)
         for n in (1, 16):
             print(row(net, n, args.repeat, 2 if args.quick else None, other), flush=True)
     print("\nreference/cached: speed-up of the cached sampler; cached/fwd: its cost in single forward "

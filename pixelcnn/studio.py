@@ -239,7 +239,8 @@ def about(name):
     config = files.read_facts(weights.weights_path(model, dataset)).get("config")
     config = config if isinstance(config, dict) else {}
     if config.get("same_as_first") is True:
-        text += " It is also told, for every pixel before, whether its colour is the first pixel's (mostly the background's)."
+        text += (" It is also told, for every pixel before, whether its colour is the first pixel's (mostly the "
+                 "background's).")
     if config.get("summary") is True:
         text += (" Each layer also keeps a summary of every row above, however far, so a stroke keeps the colour "
                  "it began in even where its start is beyond the convolutions' reach.")

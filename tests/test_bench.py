@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+import pixelcnn
 from helpers import REPO
 from pixelcnn import bench, bench_train, training, weights
 
@@ -45,3 +46,14 @@ def test_the_sampling_benchmark_prints_a_row_per_model_and_batch(capsys, tmp_pat
     rows = re.findall(r"^(\w+) / (\w+) +(\d+) .* (\d+\.\d\d)x +n/a +\d+\.\dx$", out, re.M)
     assert [r[:3] for r in rows] == [("pixelcnn", "shapes", "1"), ("pixelcnn", "shapes", "16"),
                                      ("gated_cond", "color_shapes", "1"), ("gated_cond", "color_shapes", "16")]
+
+
+def test_the_sampling_benchmark_times_a_shipped_model_with_its_options(monkeypatch, tmp_path):
+    """With weights, the model as shipped (the summary is per-row work of its own); without, as built."""
+    net = pixelcnn.build("gated", "color_shapes", filters=8, layers=2, summary=True, same_as_first=True)
+    weights.save(net, tmp_path / "gated_color_shapes.safetensors")
+    monkeypatch.setenv("PIXELCNN_WEIGHTS", str(tmp_path))
+    shipped = bench.network("gated", "color_shapes")
+    assert shipped.config == net.config and not shipped.training
+    assert bench.network("gated", "mnist").config == pixelcnn.build("gated", "mnist").config
+    assert bench.network("gated", "color_shapes", tiny=True).config.summary is False
