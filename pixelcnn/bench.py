@@ -5,10 +5,9 @@
 
 For each model (as shipped, where weights/ holds it): one forward pass, the reference
 sampler (a full forward pass per pixel) and the cached sampler, compiled (numba) and pure
-NumPy, at batch 1 and 16; the ratios;
-whether the samplers drew identical images; the cost of streaming the progress; and the
-cost of re-scoring the images after one pixel changes (pixelcnn.rescore), against a
-forward pass.
+NumPy, at batch 1 and 16; the ratios; whether the samplers drew identical images; the cost
+of streaming the progress; and the cost of re-scoring the images after one pixel changes
+(pixelcnn.rescore), against a forward pass.
 """
 import argparse
 import importlib.util
