@@ -69,6 +69,9 @@ CACHE_SWEEP = (60, int(os.environ.get("PIXELCNN_CACHE_SECONDS", 600)))
 PAPER = numpy.full((280, 280, 3), 255, numpy.uint8)
 # The marking canvas, the picture filling it, and its paint: a pink that no model's image holds
 MARKING = (studio.MARKING_SIDE, studio.MARKING_SIDE)
+# The drawing's brush: black for the binary models; for the colour ones, one of these colours
+# (each a colour of the models' own, 0, 85, 170 or 255 a channel, and dark enough to be ink)
+INKS = {False: ["#000000"], True: ["#aa00ff", "#0055ff", "#00aa00", "#ff5500", "#ff0000", "#000000"]}
 MARKER = "#ff2d95"
 
 # Gradio floats a picture's label and buttons over its top corners, where a grid's first rows
@@ -254,7 +257,18 @@ def choose_model(name, source, keep_rows, klass):
     return (gr.Slider(maximum=offer.rows, value=rows),
             gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0],
                      visible=len(offer.sources) > 1),
-            gr.Gallery(value=offer.examples), gr.Dropdown(**classes), line, studio.samples_note(name), *OLD_OUTPUTS)
+            gr.Gallery(value=offer.examples), gr.Dropdown(**classes),
+            gr.Sketchpad(brush=brush(offer.colour), label=drawing_label(offer.colour)), line,
+            studio.samples_note(name), *OLD_OUTPUTS)
+
+
+def brush(colour):
+    """The drawing's brush: black, or (a colour model) a choice of colours."""
+    return gr.Brush(default_size=12, colors=INKS[colour], color_mode="fixed")
+
+
+def drawing_label(colour):
+    return "Draw (in one colour, on white)" if colour else "Draw (black on white)"
 
 
 OLD_OUTPUTS = (None, None, None, None, "")  # samples, next pixel, completions, heat map, text
@@ -423,9 +437,8 @@ def build_demo():
                             drawing = gr.Sketchpad(
                                 {"background": PAPER, "layers": [], "composite": None}, type="numpy",
                                 image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
-                                brush=gr.Brush(default_size=12, colors=["#000000"], color_mode="fixed"),
-                                layers=False, transforms=(), format="png", label="Draw (black on white)",
-                                elem_id="sketch")
+                                brush=brush(start_with.colour), layers=False, transforms=(), format="png",
+                                label=drawing_label(start_with.colour), elem_id="sketch")
                             given_drawn = given_picture("given-drawn")
                         with gr.Column(visible=DRAW not in start_with.sources) as image_box:
                             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
@@ -502,7 +515,7 @@ def build_demo():
         model.change(halt("sample", clear=2), **private)
         model.change(halt("complete", clear=1), **private)
         model.change(choose_model, [model, source, keep_rows, klass],
-                     [keep_rows, source, gallery, klass, about, note, samples, probs, completions, surprise,
+                     [keep_rows, source, gallery, klass, drawing, about, note, samples, probs, completions, surprise,
                       likelihood],
                      **private)
         # the picture the model is given, as it sees it, below the drawing and the image, as they are

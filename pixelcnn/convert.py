@@ -27,11 +27,11 @@ COLOUR_SPREAD = 40  # channels further apart than this (of 255) are a colour: a 
 NOT_AN_IMAGE = "That file is not an image I can read: upload a PNG or JPEG."
 NOT_UPLOADED = "That file was not uploaded to this app: upload the image, or draw it, here."
 GONE = "That picture is no longer on the server (uploads are kept 10 minutes after their last use): upload it again."
-EMPTY_CANVAS = "The canvas is empty: draw something first (black on white)."
+EMPTY_CANVAS = "The canvas is empty: draw something first."
 # what is said of a picture with no ink, or with too little to keep at the model's size
 BLANK = {"drawing": EMPTY_CANVAS,
          "image": "The image is blank (one colour all over): upload one with a figure on a plain background."}
-FAINT = {"drawing": "The drawing is too faint: draw with black ink.",
+FAINT = {"drawing": "The drawing is too faint or too thin: draw with a bolder stroke.",
          "image": "The image's figure is too faint or too thin: upload one with a darker, bolder figure."}
 # O_NONBLOCK: opening a FIFO that appeared after the check returns at once instead of waiting for a writer
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -192,6 +192,27 @@ def margin(size):
 def drawing_to_levels(rgba, height, width, whole=True):
     """A drawing (H0, W0, 3 or 4) as binary levels (1, height, width) uint8."""
     return ink_to_levels(ink(rgba), height, width, whole)
+
+
+def colour_drawing_to_levels(rgb, channels, height, width, levels):
+    """A drawing in one colour on white (H0, W0, 3 or 4: RGBA is put onto white) as levels
+    (channels, height, width) uint8 of two colours, as colour MNIST's images have: white, and
+    the drawing's commonest colour where drawing_to_levels(whole=False) finds ink. Any colour
+    off white is ink, however light; each is rounded to the nearest of `levels` per channel."""
+    a = np.asarray(rgb, np.float64)
+    if a.shape[-1] == 4:  # onto white
+        a = a[..., :3] * a[..., 3:] / 255 + 255 * (1 - a[..., 3:] / 255)
+    off_white = (255 - a.min(axis=-1)) > 40  # an anti-aliased edge counts too: the box average thins it
+    where = ink_to_levels(off_white, height, width, whole=False)[0].astype(bool)
+    strong = a[(255 - a.min(axis=-1)) > 0.6 * (255 - a.min())]  # the stroke's core, not its blended edges
+    q = np.rint(strong / 255 * (levels - 1)).astype(np.uint8)
+    found, counts = np.unique(q, axis=0, return_counts=True)
+    colour = found[counts.argmax()]
+    if (colour == levels - 1).all():  # the core rounded to white: too light to tell from the paper
+        raise ValueError(FAINT["drawing"])
+    out = np.full((channels, height, width), levels - 1, np.uint8)
+    out[:, where] = colour[:channels, None]
+    return out
 
 
 def ink_to_levels(amount, height, width, whole=True, what="drawing"):

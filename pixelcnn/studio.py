@@ -144,10 +144,10 @@ def given(dataset, source, drawing, image, tell=ignore, uploads=None):
     folders = None if uploads is None else (uploads, EXAMPLES)
     try:
         if source == DRAW:
+            drawn = np.asarray(convert.uploaded(drawing, "drawing", folders))
             if c != 1:
-                raise ValueError("This model completes colour images: upload one or pick an example.")
-            drawn = convert.uploaded(drawing, "drawing", folders)
-            return convert.drawing_to_levels(np.asarray(drawn), h, w, whole=False)
+                return convert.colour_drawing_to_levels(drawn, c, h, w, levels)
+            return convert.drawing_to_levels(drawn, h, w, whole=False)
         img = convert.uploaded(image, "image", folders)
         if c == 1 and convert.is_colour(img):
             tell("info", "This model draws black and white: your colour image was turned into black and white.")
@@ -263,9 +263,10 @@ def examples(dataset):
 
 class Controls(NamedTuple):
     rows: int  # the image's height: the most rows a completion can keep
-    sources: list  # where the picture to complete can come from: DRAW (binary models only), IMAGE
+    sources: list  # where the picture to complete can come from: DRAW, IMAGE
     examples: list  # paths of example pictures
     classes: dict  # the class picker: choices (name, label), value, visible (a class-conditional model)
+    colour: bool  # whether its images are in colour (a drawing too, then)
 
 
 def controls(name):
@@ -274,7 +275,7 @@ def controls(name):
     c, h, _, _ = datasets.shape_of(dataset)
     classes = dict(choices=[(n, k) for k, n in enumerate(datasets.class_names(dataset))], value=0,
                    visible=model is not None and pixelcnn.is_conditional(model))
-    return Controls(h, [DRAW, IMAGE] if c == 1 else [IMAGE], examples(dataset) if name else [], classes)
+    return Controls(h, [DRAW, IMAGE], examples(dataset) if name else [], classes, c > 1)
 
 
 def example(name, index):
@@ -463,10 +464,11 @@ def kept(x, keep, keep_rows, marks, uploads=None):
         mask = np.zeros((h, w), bool)
         mask[:whole_number(keep_rows, 0, h, "number of rows to keep")] = True
         return mask
-    if keep == DRAWN:
-        if not x[0].any():
+    if keep == DRAWN:  # the ink: level 1 of a binary drawing, the colour other than white of a colour one
+        ink = x[0] != 0 if len(x) == 1 else (x != x.max()).any(axis=0)
+        if not ink.any():
             raise Refused("There is nothing drawn to keep.")
-        return x[0] != 0
+        return ink
     try:
         return ~convert.marked(marks, h, w, None if uploads is None else (uploads, EXAMPLES))
     except ValueError as e:

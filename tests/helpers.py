@@ -55,12 +55,12 @@ def marking_mnist(names):
     return [pytest.param(n, marks=pytest.mark.mnist) if "mnist" in n else n for n in names]
 
 
-def canvas(strokes, size=280, width=22, background=(0, 0, 0, 0)):
-    """An RGBA drawing like the sketchpad's: black strokes on a transparent (or white) canvas."""
+def canvas(strokes, size=280, width=22, background=(0, 0, 0, 0), colour=(0, 0, 0)):
+    """An RGBA drawing like the sketchpad's: black (or `colour`) strokes on a transparent (or white) canvas."""
     img = Image.new("RGBA", (size, size), background)
     draw = ImageDraw.Draw(img)
     for points in strokes:
-        draw.line(points, fill=(0, 0, 0, 255), width=width, joint="curve")
+        draw.line(points, fill=(*colour, 255), width=width, joint="curve")
     return np.asarray(img)
 
 

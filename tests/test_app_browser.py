@@ -132,8 +132,7 @@ def test_draw_the_top_of_a_digit_and_complete_it(page):
 def test_complete_a_colour_example(page):
     choose_model(page, "Colour shapes · PixelRCNN")
     page.get_by_role("tab", name="Complete").click()
-    radio = page.locator("#source")
-    sync_api.expect(radio.get_by_label("Draw")).to_have_count(0)  # colour models complete images only
+    page.locator("#source").get_by_label("Image").check()
     page.locator("#examples img").first.click()
     page.locator("#image img").wait_for()
     page.locator("#complete").click()

@@ -162,7 +162,7 @@ def test_no_label_covers_a_picture(browser, app_url, unpaced, viewport):
 
 def test_controls_that_do_not_apply_are_hidden(page):
     """Keeping what was drawn is offered for a drawing only; the rows to keep only where they
-    are kept; the marking canvas only where part is painted over; a one-option source, never."""
+    are kept; the marking canvas only where part is painted over."""
     page.get_by_role("tab", name="Complete").click()
     keep = page.locator("#keep")
     keep.get_by_label("What I drew").check()
@@ -178,8 +178,9 @@ def test_controls_that_do_not_apply_are_hidden(page):
     expect(keep.get_by_label("What I drew")).to_be_visible()
     expect(page.locator("#marks")).to_be_hidden()  # a new picture: the top rows again
     choose_model(page, "Colour shapes · PixelRCNN")
-    expect(page.locator("#source")).to_be_hidden()  # one choice is none: colour models complete images
-    expect(keep.get_by_label("What I drew")).to_have_count(0)
+    expect(page.locator("#source")).to_be_visible()  # colour models complete drawings too
+    expect(keep.get_by_label("What I drew")).to_be_visible()
+    page.locator("#source").get_by_label("Image").check()
     expect(page.locator("#examples")).to_be_visible()
 
 
@@ -370,3 +371,24 @@ def test_complete_repaints_what_is_painted_over(page):
         assert tinted[:10].all() and tinted[-6:].all(), "the part not painted over is kept"
         assert not tinted[13:15, 4:24].any(), "the band painted over is repainted"
     shot(page, "complete_repainted.png")
+
+
+def test_a_colour_model_completes_a_drawing_in_colour(page):
+    """A colour model's canvas draws in colour (the first of its inks, a purple): what is drawn
+    is given to the model in that colour, on white, and kept in every completion."""
+    choose_model(page, "Colour shapes · PixelRCNN")
+    page.get_by_role("tab", name="Complete").click()
+    expect(page.locator("#sketch")).to_contain_text("in one colour")
+    draw(page, "#sketch", [(40, 140), (240, 140)])
+    page.locator("#keep").get_by_label("What I drew").check()
+    page.locator("#complete").click()
+    img = picture(page, wait_finished(page, "completions"))
+    no_error(page)
+    given = picture(page, wait_finished(page, "given-drawn"))
+    shot(page, "complete_colour_drawing.png")
+    kept = {tuple(c) for c in given.reshape(-1, 3) if len(set(c)) > 1}  # the checkerboard and border are grey
+    assert len(kept) == 1, f"the drawing is given in one colour, not {kept}"
+    (colour,) = kept
+    assert colour[2] > colour[0] > colour[1], f"{colour}: not the purple drawn (tinted blue, as all that is kept)"
+    # each of the 4 completions shows it 11x, against 5x in what is given: (11 / 5)^2 = 4.84 times as many pixels
+    assert (img == colour).all(axis=2).sum() > 4 * 4 * (given == colour).all(axis=2).sum(), "kept in every completion"

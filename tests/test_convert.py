@@ -45,6 +45,20 @@ def test_a_partial_drawing_keeps_its_place_the_canvas_standing_for_the_central_b
     assert (r0, c0, c1) == (4, 4, 23) and r1 <= 5  # the top of MNIST's 20x20 box, its full width
 
 
+def test_a_colour_drawing_is_two_colours_white_and_its_ink_rounded_to_the_levels():
+    x = convert.colour_drawing_to_levels(canvas(SEVEN, colour=(170, 0, 255)), 3, 28, 28, 4)
+    assert x.shape == (3, 28, 28) and x.dtype == np.uint8
+    assert set(map(tuple, x.reshape(3, -1).T)) == {(3, 3, 3), (2, 0, 3)}  # no blend at the stroke's edges
+    ink, black = (x != 3).any(axis=0), convert.drawing_to_levels(canvas(SEVEN), 28, 28, whole=False)[0] == 1
+    assert (ink ^ black).sum() <= 0.2 * black.sum()  # where a black drawing's ink is, or about
+    light = convert.colour_drawing_to_levels(canvas(SEVEN, colour=(255, 170, 255)), 3, 28, 28, 4)
+    assert set(map(tuple, light.reshape(3, -1).T)) == {(3, 3, 3), (3, 2, 3)}  # light, and still ink
+    white = canvas(SEVEN, colour=(170, 0, 255), background=(255, 255, 255, 255))[..., :3]
+    assert np.array_equal(convert.colour_drawing_to_levels(white, 3, 28, 28, 4), x)  # RGB on white: the same
+    with pytest.raises(ValueError, match="canvas is empty"):
+        convert.colour_drawing_to_levels(canvas(SEVEN, colour=(250, 250, 250)), 3, 28, 28, 4)
+
+
 @pytest.mark.parametrize("whole", [True, False])
 def test_an_empty_canvas_is_a_clear_error(whole):
     for empty in (canvas([]), canvas([], background=(255, 255, 255, 255))):

@@ -16,9 +16,9 @@ EXAMPLE_MNIST = str(REPO / "examples" / "mnist_7.png")
 pytestmark = pytest.mark.usefixtures("fresh_caches")  # app_fixtures: no model cached by another test
 
 
-def drawing(tmp_path, strokes=SEVEN):
+def drawing(tmp_path, strokes=SEVEN, colour=(0, 0, 0)):
     """The sketchpad's payload for a drawing."""
-    Image.fromarray(canvas(strokes)).save(tmp_path / "drawn.png")
+    Image.fromarray(canvas(strokes, colour=colour)).save(tmp_path / "drawn.png")
     return {"background": None, "layers": [{"path": str(tmp_path / "drawn.png")}],
             "composite": {"path": str(tmp_path / "drawn.png")}}
 
@@ -91,7 +91,7 @@ def test_the_controls_follow_the_model():
     conditional = studio.controls("gated_cond/mnist").classes
     assert conditional["visible"] and conditional["choices"] == [(str(k), k) for k in range(10)]
     colour = studio.controls("pixelrcnn/color_shapes")
-    assert colour.rows == 20 and colour.sources == [studio.IMAGE]
+    assert colour.rows == 20 and colour.sources == [studio.DRAW, studio.IMAGE] and colour.colour and not mnist.colour
     assert all("color_shapes_" in p for p in colour.examples)
     nothing = studio.controls(None)
     assert nothing.examples == [] and not nothing.classes["visible"]
@@ -250,6 +250,21 @@ def test_complete_keeps_what_was_drawn_and_fills_in_the_rest_given_all_of_it(tin
     assert len(frames) > 3 and np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
 
 
+def test_a_colour_model_completes_a_drawing_in_colour_keeping_its_ink(tiny_models, tmp_path):
+    """A purple stroke on white: the two colours kept where drawn; the rest is model.inpaint's."""
+    purple = drawing(tmp_path, SEVEN, colour=(170, 0, 255))
+    frames = list(studio.complete("pixelrcnn/color_mnist", studio.DRAW, purple, None, 0, studio.DRAWN, 1.0, 2))
+    net = tiny_models("pixelrcnn", "color_mnist")
+    x = torch.from_numpy(convert.colour_drawing_to_levels(canvas(SEVEN, colour=(170, 0, 255)), 3, 28, 28, 4)).long()
+    known = (x != 3).any(dim=0)
+    assert (x[:, known] == torch.tensor([2, 0, 3])[:, None]).all() and known.sum() > 30
+    done = net.inpaint(x, known, studio.COMPLETIONS, seed=2, particles=studio.PARTICLES)
+    expected = studio.picture(done, net.levels, studio.COMPLETIONS_ROW, known=known)
+    assert len(frames) > 3 and np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
+    _, text = studio.score("pixelrcnn/color_mnist", studio.DRAW, purple, None)
+    assert "bits/dim" in text
+
+
 def test_what_the_model_is_given_to_complete_is_the_part_kept(tmp_path):
     """The preview, given the way to keep: the kept part tinted blue, the rest not given (the
     checkerboard of what is not drawn yet); without it, the whole picture (to score)."""
@@ -301,8 +316,9 @@ def test_complete_refuses_pictures_it_cannot_use(tiny_models, tmp_path):
     faint = drawing(tmp_path, [[(140, 100), (141, 100)]])  # ink, too little to make a pixel
     e = refusal(studio.complete, "pixelcnn/mnist", studio.DRAW, faint, None, 0, studio.DRAWN, 1.0, 0)
     assert str(e) == "There is nothing drawn to keep."
-    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.DRAW, drawing(tmp_path), None, 5, studio.ROWS, 1.0, 0)
-    assert e.title == "Cannot use that picture" and "colour images" in str(e)
+    pale = drawing(tmp_path, colour=(250, 250, 250))  # on white, too pale to be told from it
+    e = refusal(studio.complete, "pixelrcnn/color_shapes", studio.DRAW, pale, None, 5, studio.ROWS, 1.0, 0)
+    assert e.title == "Cannot use that picture" and "canvas is empty" in str(e)
     e = refusal(studio.complete, "pixelcnn/mnist", studio.IMAGE, None, None, 5, studio.ROWS, 1.0, 0)
     assert e.title == "Cannot use that picture" and "No image yet" in str(e)
 
