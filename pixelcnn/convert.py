@@ -170,8 +170,9 @@ def on_white(img):
 
 
 def ink(rgba):
-    """Ink in [0, 1] (H, W) of an RGB(A) array: darkness times opacity. A transparent
-    canvas and an opaque white one are both empty."""
+    """Ink in [0, 1] (H, W) of an RGB(A) array: how far from white (its palest channel's
+    darkness: grey's, or a coloured stroke's, as a colour model's canvas draws) times opacity.
+    A transparent canvas and an opaque white one are both empty."""
     a = np.asarray(rgba)
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)
@@ -181,7 +182,7 @@ def ink(rgba):
     with np.errstate(over="ignore", invalid="ignore"):  # absurd values (inf, 1e308) end up clipped
         a = a.astype(np.float64) * scale
         alpha = a[..., 3] / 255 if a.shape[2] == 4 else 1.0
-        return np.clip((255 - a[..., :3].mean(axis=-1)) * alpha / 255, 0, 1)
+        return np.clip((255 - a[..., :3].min(axis=-1)) * alpha / 255, 0, 1)
 
 
 def margin(size):
@@ -202,9 +203,10 @@ def colour_drawing_to_levels(rgb, channels, height, width, levels):
     a = np.asarray(rgb, np.float64)
     if a.shape[-1] == 4:  # onto white
         a = a[..., :3] * a[..., 3:] / 255 + 255 * (1 - a[..., 3:] / 255)
-    off_white = (255 - a.min(axis=-1)) > 40  # an anti-aliased edge counts too: the box average thins it
-    where = ink_to_levels(off_white, height, width, whole=False)[0].astype(bool)
-    strong = a[(255 - a.min(axis=-1)) > 0.6 * (255 - a.min())]  # the stroke's core, not its blended edges
+    amount = ink(np.rint(a).astype(np.uint8))  # as bytes: ink() reads floats up to 1 as a 0-1 scale
+    # any colour off white is ink, an anti-aliased edge too (the box average thins it)
+    where = ink_to_levels(amount > 0.16, height, width, whole=False)[0].astype(bool)
+    strong = a[amount > 0.6 * amount.max()]  # the stroke's core, not its blended edges
     q = np.rint(strong / 255 * (levels - 1)).astype(np.uint8)
     found, counts = np.unique(q, axis=0, return_counts=True)
     colour = found[counts.argmax()]
