@@ -4,7 +4,8 @@ model asked for a 3, with the next-pixel probabilities), docs/score.png (How lik
 docs/repaint.png and docs/keep_drawn.png (Complete given all
 that is kept: an example's middle painted over, the bottom of a digit drawn), docs/see.png
 (What the model sees), docs/colour.png (a colour model stopped half way, with
-its next-pixel probabilities), all 1280x1000, and docs/phone.png, docs/phone_complete.png
+its next-pixel probabilities), docs/colour_drawn.png (the top of a 7 drawn in colour, completed
+by it), all 1280x1000, and docs/phone.png, docs/phone_complete.png
 (Sample and Complete on a 390x844 phone).
 
     python scripts/screenshot.py        # needs Chromium at /usr/bin/chromium and playwright
@@ -134,6 +135,16 @@ def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, examp
         page.locator("#stop").click()
         time.sleep(1.0)
         page.screenshot(path=str(out.parent / "colour.png"), full_page=True)
+        # the same model completing the top of a 7 drawn in its first ink, given all of it
+        page.get_by_role("tab", name="Complete").click()
+        page.locator("#source").get_by_label("Draw").check()
+        page.locator("#sketch").get_by_label("Clear canvas").click()
+        draw(page, "#sketch", [(50, 40), (230, 40), (170, 150)])
+        page.locator("#keep").get_by_label("What I drew").check()
+        before = shown(page, "completions")
+        page.locator("#complete").click()
+        settle(page, "completions", before)
+        page.screenshot(path=str(out.parent / "colour_drawn.png"), full_page=True)
         # a phone: Start scrolls to the grid; Complete's completions, two by two
         page = browser.new_page(viewport={"width": 390, "height": 844})
         page.goto(url)

@@ -1,8 +1,10 @@
 """The benchmarks run and print their side-by-side figures (tiny sizes: no timings are checked)."""
+import dataclasses
 import math
 import re
 import runpy
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -57,3 +59,19 @@ def test_the_sampling_benchmark_times_a_shipped_model_with_its_options(monkeypat
     assert shipped.config == net.config and not shipped.training
     assert bench.network("gated", "mnist").config == pixelcnn.build("gated", "mnist").config
     assert bench.network("gated", "color_shapes", tiny=True).config.summary is False
+
+
+def test_a_package_timed_against_is_given_only_the_options_it_knows():
+    """An older package (its Config without `summary`) times a model with the option off; one
+    with it on, it cannot build: nan, not an error."""
+    def from_config(config):
+        if "summary" in config:
+            raise ValueError("summary is not a model option")
+        return pixelcnn.from_config(config)
+
+    fields = [(f.name, f.type, f) for f in dataclasses.fields(pixelcnn.Config) if f.name != "summary"]
+    older = SimpleNamespace(Config=dataclasses.make_dataclass("Config", fields), from_config=from_config)
+    plain = pixelcnn.build("gated", "shapes", filters=8, layers=2).eval()
+    assert bench.against_time(older, plain, 1, 1, None) > 0
+    summary = pixelcnn.build("gated", "shapes", filters=8, layers=2, summary=True).eval()
+    assert math.isnan(bench.against_time(older, summary, 1, 1, None))
