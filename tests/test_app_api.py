@@ -204,7 +204,7 @@ def test_bad_input_is_a_message_not_a_crash(client, tmp_path, unpaced, capfd):
         ("/complete", ("pixelcnn/mnist", "Image", None, handle_file(str(tmp_path / "huge.png")), 14, ROWS, 1.0, 0),
          "too large"),
         ("/complete", ("pixelcnn/mnist", "Image", None, None, 14, ROWS, 1.0, 0), "upload one or pick an example"),
-        ("/complete", ("pixelrcnn/color_mnist", "Draw", seven, None, 14, ROWS, 1.0, 0), "colour images"),
+        ("/complete", ("pixelrcnn/color_mnist", "Draw", empty, None, 14, ROWS, 1.0, 0), "canvas is empty"),
         ("/complete", (*c, seven, None, 99, ROWS, 1.0, 0), "rows to keep"),
         ("/complete", (*c, seven, None, 14, False, 0.0, 0), "temperature"),
         ("/complete", ("gpt/mnist", "Draw", seven, None, 14, ROWS, 1.0, 0), "Pick a model"),
