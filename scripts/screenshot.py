@@ -135,10 +135,12 @@ def main(out=ROOT / "docs" / "app.png", model="MNIST · PixelCNN", seed=1, examp
         page.locator("#stop").click()
         time.sleep(1.0)
         page.screenshot(path=str(out.parent / "colour.png"), full_page=True)
-        # the same model completing the top of a 7 drawn in its first ink, given all of it
+        # the same model completing the top of a 7 drawn in its first ink, given all of it (a new page:
+        # a cleared canvas loses its white paper and asks for the brush to be picked again)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        choose(page, "model", "Colour MNIST · Gated PixelCNN")
         page.get_by_role("tab", name="Complete").click()
-        page.locator("#source").get_by_label("Draw").check()
-        page.locator("#sketch").get_by_label("Clear canvas").click()
         draw(page, "#sketch", [(50, 40), (230, 40), (170, 150)])
         page.locator("#keep").get_by_label("What I drew").check()
         before = shown(page, "completions")
