@@ -220,6 +220,7 @@ def test_how_likely_shows_the_picture_beside_its_heat_map(page):
     """A colour picture is shown as it is, not washed out under the heat map."""
     choose_model(page, "Colour shapes · PixelRCNN")
     page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
     page.locator("#examples img").first.click()
     page.locator("#image img").wait_for()
     page.locator("#score").click()
