@@ -196,18 +196,16 @@ def drawing_to_levels(rgba, height, width, whole=True):
 
 
 def colour_drawing_to_levels(rgb, channels, height, width, levels):
-    """A drawing in one colour on white (H0, W0, 3 or 4: RGBA is put onto white) as levels
+    """A drawing in one colour on white (H0, W0, 3 or 4 bytes: RGBA is put onto white) as levels
     (channels, height, width) uint8 of two colours, as colour MNIST's images have: white, and
     the drawing's commonest colour where drawing_to_levels(whole=False) finds ink. Any colour
     off white is ink, however light; each is rounded to the nearest of `levels` per channel."""
-    a = np.asarray(rgb, np.float64)
-    if a.shape[-1] == 4:  # onto white
-        a = a[..., :3] * a[..., 3:] / 255 + 255 * (1 - a[..., 3:] / 255)
-    amount = ink(np.rint(a).astype(np.uint8))  # as bytes: ink() reads floats up to 1 as a 0-1 scale
+    a = np.asarray(on_white(Image.fromarray(np.asarray(rgb, np.uint8))))
+    amount = ink(a)
     # any colour off white is ink, an anti-aliased edge too (the box average thins it)
     where = ink_to_levels(amount > 0.16, height, width, whole=False)[0].astype(bool)
     strong = a[amount > 0.6 * amount.max()]  # the stroke's core, not its blended edges
-    q = np.rint(strong / 255 * (levels - 1)).astype(np.uint8)
+    q = np.rint(strong / 255.0 * (levels - 1)).astype(np.uint8)
     found, counts = np.unique(q, axis=0, return_counts=True)
     colour = found[counts.argmax()]
     if (colour == levels - 1).all():  # the core rounded to white: too light to tell from the paper
