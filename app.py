@@ -245,8 +245,8 @@ def seen_kept(name, source, drawing, image, keep, keep_rows, marks):
             seen(IMAGE)(name, image, *(part if source == IMAGE else ())))
 
 
-def choose_model(name, source, keep_rows, klass):
-    """The controls for this model's images (rows, sources, examples, classes), what was chosen
+def choose_model(name, keep_rows, klass):
+    """The controls for this model's images (rows, examples, classes, the brush), what was chosen
     kept where it still applies; a line about it and one under its samples; and the last model's
     outputs, emptied."""
     with told():
@@ -254,10 +254,7 @@ def choose_model(name, source, keep_rows, klass):
     rows = studio.exact_whole(keep_rows)
     rows = offer.rows // 2 if rows is None else min(max(rows, 0), offer.rows)
     classes = {**offer.classes, "value": klass if klass in range(len(offer.classes["choices"])) else 0}
-    return (gr.Slider(maximum=offer.rows, value=rows),
-            gr.Radio(choices=offer.sources, value=source if source in offer.sources else offer.sources[0],
-                     visible=len(offer.sources) > 1),
-            gr.Gallery(value=offer.examples), gr.Dropdown(**classes),
+    return (gr.Slider(maximum=offer.rows, value=rows), gr.Gallery(value=offer.examples), gr.Dropdown(**classes),
             gr.Sketchpad(brush=brush(offer.colour), label=drawing_label(offer.colour)), line,
             studio.samples_note(name), *OLD_OUTPUTS)
 
@@ -431,16 +428,15 @@ def build_demo():
             with gr.Tab("Complete", elem_id="complete-tab"):
                 with gr.Row():
                     with gr.Column(scale=2, min_width=300):
-                        source = gr.Radio(start_with.sources, value=start_with.sources[0], label="Start from",
-                                          visible=len(start_with.sources) > 1, elem_id="source")
-                        with gr.Column(visible=DRAW in start_with.sources) as draw_box:
+                        source = gr.Radio([DRAW, IMAGE], value=DRAW, label="Start from", elem_id="source")
+                        with gr.Column() as draw_box:
                             drawing = gr.Sketchpad(
                                 {"background": PAPER, "layers": [], "composite": None}, type="numpy",
                                 image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
                                 brush=brush(start_with.colour), layers=False, transforms=(), format="png",
                                 label=drawing_label(start_with.colour), elem_id="sketch")
                             given_drawn = given_picture("given-drawn")
-                        with gr.Column(visible=DRAW not in start_with.sources) as image_box:
+                        with gr.Column(visible=False) as image_box:
                             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                              format="png", label="Image", height=240, elem_id="image")
                             gallery = gr.Gallery(start_with.examples,
@@ -448,7 +444,7 @@ def build_demo():
                                                  height=150, object_fit="contain", allow_preview=False, buttons=[],
                                                  elem_id="examples", elem_classes="picture")
                             given_image = given_picture("given-image")
-                        keep = gr.Radio(keeps(start_with.sources[0]), value=ROWS, label="Keep",
+                        keep = gr.Radio(keeps(DRAW), value=ROWS, label="Keep",
                                         info="The model completes the rest, given all that is kept.", elem_id="keep")
                         keep_rows = gr.Slider(0, start_with.rows, value=start_with.rows // 2, step=1,
                                               label="Rows to keep (from the top)", elem_id="keep-rows")
@@ -514,8 +510,8 @@ def build_demo():
         # a new model: the old one's streams stop, their pictures and its verdict cleared
         model.change(halt("sample", clear=2), **private)
         model.change(halt("complete", clear=1), **private)
-        model.change(choose_model, [model, source, keep_rows, klass],
-                     [keep_rows, source, gallery, klass, drawing, about, note, samples, probs, completions, surprise,
+        model.change(choose_model, [model, keep_rows, klass],
+                     [keep_rows, gallery, klass, drawing, about, note, samples, probs, completions, surprise,
                       likelihood],
                      **private)
         # the picture the model is given, as it sees it, below the drawing and the image, as they are

@@ -263,7 +263,6 @@ def examples(dataset):
 
 class Controls(NamedTuple):
     rows: int  # the image's height: the most rows a completion can keep
-    sources: list  # where the picture to complete can come from: DRAW, IMAGE
     examples: list  # paths of example pictures
     classes: dict  # the class picker: choices (name, label), value, visible (a class-conditional model)
     colour: bool  # whether its images are in colour (a drawing too, then)
@@ -275,7 +274,7 @@ def controls(name):
     c, h, _, _ = datasets.shape_of(dataset)
     classes = dict(choices=[(n, k) for k, n in enumerate(datasets.class_names(dataset))], value=0,
                    visible=model is not None and pixelcnn.is_conditional(model))
-    return Controls(h, [DRAW, IMAGE], examples(dataset) if name else [], classes, c > 1)
+    return Controls(h, examples(dataset) if name else [], classes, c > 1)
 
 
 def example(name, index):

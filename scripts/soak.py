@@ -90,16 +90,16 @@ def pick(rng, models, files, bad):
     """One request: (what it is, where it goes: an endpoint or a page event, data, event data,
     the outcomes expected), with good input or, when `bad`, bad or huge input."""
     name = rng.choice(models)
-    dataset, klass = name.split("/")[1], rng.randrange(10) if "_cond/" in name else 0
+    klass = rng.randrange(10) if "_cond/" in name else 0
     kind = rng.choices(list(KINDS), list(KINDS.values()))[0]
     example = handle_file(str(rng.choice(examples(name))))
     drawing = {"background": None, "layers": [handle_file(str(files["drawing"]))],
                "composite": handle_file(str(files["drawing"]))}
-    picture = ["Draw", drawing, None] if "color" not in dataset and rng.random() < 0.5 else ["Image", None, example]
+    picture = ["Draw", drawing, None] if rng.random() < 0.5 else ["Image", None, example]
     good = {"sample": [name, rng.randint(1, 16), 1.0, rng.randrange(2**32), klass, False],
             "complete": [name, *picture, 10, rng.choice(["The top rows", "What I drew"] if picture[0] == "Draw"
                                                         else ["The top rows"]), 1.0, rng.randrange(2**32), klass],
-            "score": [name, *picture, klass], "model change": [name, picture[0], 14, klass], "examples select": [name],
+            "score": [name, *picture, klass], "model change": [name, 14, klass], "examples select": [name],
             "see-tab select": [name], "see-image select": [name]}
     event = {"examples select": {"index": rng.randrange(4), "value": None},
              "see-tab select": {"index": 2, "value": "What the model sees", "selected": True},

@@ -40,8 +40,8 @@ def test_a_burst_of_page_events_runs_on_a_few_threads(app_url, monkeypatch):
         return real(name)
 
     monkeypatch.setattr(studio, "controls", slow_controls)
-    body = {"data": ["pixelcnn/shapes", "Draw", 10, 0], "fn_index": fn_ids(app_url)["choose_model"],
-            "session_hash": "burst"}  # the model, and the source, rows and class chosen before
+    body = {"data": ["pixelcnn/shapes", 10, 0], "fn_index": fn_ids(app_url)["choose_model"],
+            "session_hash": "burst"}  # the model, and the rows and class chosen before
     with ThreadPoolExecutor(40) as pool:
         answers = list(pool.map(lambda _: httpx.post(f"{app_url}gradio_api/run/predict", json=body, timeout=WAIT),
                                 range(40)))
