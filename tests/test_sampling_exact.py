@@ -189,16 +189,39 @@ def test_concurrent_samplers_do_not_mix():
 
 def test_a_model_on_a_gpu_samples_with_batched_forward_passes(monkeypatch):
     """The cached steppers are NumPy, CPU only; on a GPU the sampler steps with one batched
-    forward pass per pixel (exact alike). The dispatch, checked without a GPU:"""
+    forward pass per pixel, replayed from a CUDA graph (exact alike). The dispatch, checked
+    without a GPU:"""
     from pixelcnn import cached, sampling
     from pixelcnn.models import AutoregressiveModel
 
     net = make_tiny("gated", "shapes")
     assert sampling.stepper_class(net, cached=True) is cached.GatedStepper
     monkeypatch.setattr(AutoregressiveModel, "device", property(lambda self: torch.device("cuda", 0)))
-    assert sampling.stepper_class(net, cached=True) is sampling.ReferenceStepper
+    assert sampling.stepper_class(net, cached=True) is sampling.GraphStepper
+    assert sampling.stepper_class(net, cached=False) is sampling.ReferenceStepper
     with pytest.raises(NotImplementedError, match="CPU"):
         cached.GatedStepper(net, None, 0)
+
+
+def test_the_gpus_stepper_keeps_its_input_equal_to_the_images(net, monkeypatch):
+    """GraphStepper runs the model on a copy of the images on the device, updated pixel by
+    pixel. On the CPU it runs the model directly (no graph), so drawn with it the images must
+    be the reference loop's, bit for bit: also after known pixels that are not a prefix."""
+    from pixelcnn import sampling
+
+    C, H, W = net.image_shape
+    label = labels_for(net, 3)
+    mask = torch.zeros(3, H, W, dtype=torch.bool)
+    mask[:, :2] = True
+    mask[:, :, 3] = True  # a column known in every image: written, never drawn
+    mask[1, -3:, :W // 2] = True
+    kw = dict(seed=4, label=label, prefix=net.sample(3, seed=1, label=label), prefix_mask=mask)
+    reference = sampling.stepper_class
+    monkeypatch.setattr(sampling, "stepper_class",
+                        lambda model, cached: sampling.GraphStepper if cached else reference(model, cached))
+    for args in ({"seed": 4, "label": label}, kw):
+        ref = net.sample(3, cached=False, **args)
+        assert torch.equal(net.sample(3, **args), ref)
 
 
 @pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("gated", "color_shapes")])
@@ -261,13 +284,19 @@ def test_every_pixel_is_drawn_from_the_models_distribution_after_known_pixels(mo
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
-@pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("gated_cond", "color_shapes")])
-def test_a_model_on_a_gpu_draws_the_cpus_images(model, dataset):
-    net = make_tiny(model, dataset).double()
+def test_a_model_on_a_gpu_draws_the_cpus_images(net):
+    """On CUDA, the graph-replayed stepper and the plain reference loop draw the CPU's images,
+    with and without known pixels."""
     label = labels_for(net, 3)
-    cpu = net.sample(3, seed=8, label=label)
-    gpu = copy.deepcopy(net).cuda().sample(3, seed=8, label=label)
-    assert gpu.device.type == "cpu" and torch.equal(gpu, cpu)
+    mask = torch.zeros(net.image_shape[1:], dtype=torch.bool)
+    mask[:3] = True
+    mask[:, 2] = True
+    gpu = copy.deepcopy(net).cuda()
+    for kw in ({}, {"prefix": net.sample(3, seed=1, label=label), "prefix_mask": mask}):
+        cpu = net.sample(3, seed=8, label=label, **kw)
+        for cached in (True, False):
+            drawn = gpu.sample(3, seed=8, label=label, cached=cached, **kw)
+            assert drawn.device.type == "cpu" and torch.equal(drawn, cpu), f"cached={cached}, {list(kw)}"
 
 
 def test_drawn_in_parts_it_streams_the_same_progress(net):
