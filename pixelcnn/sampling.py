@@ -150,9 +150,13 @@ class GraphStepper(ReferenceStepper):
 
     def __init__(self, model, x, start, label, split=False, ahead=None):
         super().__init__(model, x, start, label)
-        self.on = torch.from_numpy(x).to(model.device)
+        self.on = torch.from_numpy(x).to(model.device, copy=True)  # a copy on the CPU too: kept by `write`
         label = None if label is None else label.to(model.device)
-        self.forward = graphed(lambda: model(self.on, label), model.device)
+
+        @torch.no_grad()  # (on any thread)
+        def forward():
+            return model(self.on, label)
+        self.forward = graphed(forward, model.device)
 
     def write(self, i, j):
         self.on[:, :, i, j] = torch.from_numpy(self.x[:, :, i, j]).to(self.on.device)
