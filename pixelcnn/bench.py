@@ -8,8 +8,15 @@ sampler (a full forward pass per pixel) and the cached sampler, compiled (numba)
 NumPy, at batch 1 and 16; the ratios; whether the samplers drew identical images; the cost
 of streaming the progress; and the cost of re-scoring the images after one pixel changes
 (pixelcnn.rescore), against a forward pass.
+
+    python -m pixelcnn.bench --device cuda --quick    # on a GPU
+
+On a GPU: one forward pass, eager and replayed from a CUDA graph; the reference loop; the
+sampler (sampling.GraphStepper); and how many of its images differ from the CPU's for the
+same seed, with cuDNN's default (TF32 convolutions) and with exact float32 ("ieee").
 """
 import argparse
+import copy
 import dataclasses
 import importlib.util
 import math
@@ -20,7 +27,7 @@ from pathlib import Path
 import torch
 
 import pixelcnn
-from pixelcnn import kernels
+from pixelcnn import kernels, sampling
 from pixelcnn.rescore import Rescorer
 
 PAIRS = (("pixelcnn", "mnist"), ("pixelrcnn", "color_mnist"), ("pixelrcnn_ar", "color_mnist"),
@@ -115,6 +122,37 @@ def row(net, n, repeat, rows, other=None):
             f"{rescore / fwd:>9.2f}x{same:>11}{before}")
 
 
+def gpu_row(net, n, repeat, rows):
+    """The table's row on a GPU for `net` (there) at batch n; see the module's docstring. (On the
+    CPU, as the tests try it, the sampler is the cached one and the CPU's images are its own.)"""
+    label = torch.arange(n) % net.config.classes if net.config.classes else None
+    on = None if label is None else label.to(net.device)
+    x = torch.zeros((n,) + net.image_shape, dtype=torch.long, device=net.device)
+
+    def timed(f):
+        return best_of(lambda: (f(), net.device.type == "cuda" and torch.cuda.synchronize()), repeat)
+    with torch.no_grad():
+        fwd = timed(lambda: net(x, on))
+        graph = timed(sampling.graphed(lambda: net(x, on), net.device))
+    net.sample(n, seed=0, label=label)  # warm: cuDNN's choices, the memory pool
+    fast = best_of(lambda: net.sample(n, seed=0, label=label), repeat)  # (its images come back: synchronised)
+    ref, _ = reference_time(net, n, rows, label)
+    cpu = copy.deepcopy(net).cpu().sample(n, seed=0, label=label)
+    differ = []
+    precision = torch.backends.cudnn.conv.fp32_precision
+    for conv in (precision, "ieee"):
+        torch.backends.cudnn.conv.fp32_precision = conv
+        try:
+            differ.append(int((net.sample(n, seed=0, label=label) != cpu).flatten(1).any(1).sum()))
+        finally:
+            torch.backends.cudnn.conv.fp32_precision = precision
+    name = f"{net.config.model} / {net.config.dataset}"
+    per_pixel = fast / (net.image_shape[1] * net.image_shape[2])
+    return (f"{name:<24}{n:>6}{fwd * 1e3:>8.2f}ms{graph * 1e3:>8.2f}ms{ref:>11.2f}s{fast * 1e3:>8.0f}ms"
+            f"{per_pixel * 1e6:>8.0f}us{ref / fast:>11.1f}x{fast / fwd:>11.1f}x"
+            + "".join(f"{f'{d}/{n}':>10}" for d in differ))
+
+
 def network(model, dataset, tiny=False):
     """The model to time: as shipped (its weights, and so its options: the summary, say) where
     weights/ has it, else as build() makes it; tiny: filters 8, 2 layers."""
@@ -133,9 +171,12 @@ def main(argv=None):
     p.add_argument("--tiny", action="store_true", help="tiny models (filters 8, 2 layers), as the tests run it")
     p.add_argument("--against", metavar="FOLDER", help="also time the cached sampler of the pixelcnn package in "
                    "FOLDER (another commit's: git archive COMMIT pixelcnn | tar -x -C FOLDER), in forward passes")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to time the samplers")
     args = p.parse_args(argv)
     other = import_against(args.against) if args.against else None
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        return gpu(args)
     quick = ", 2 rows scaled up" if args.quick else ""
     print(f"torch {torch.__version__}, {args.threads} threads, numba {'on' if kernels.AVAILABLE else 'off'}; "
           f"times are the best of {args.repeat} (reference loops: one run{quick})\n")
@@ -153,6 +194,25 @@ def main(argv=None):
           "with progress streamed every row / without; rescore: re-scoring the images after one pixel "
           "changes (pixelcnn.rescore), in forward passes, the mean over a pixel in each row; against: the cached "
           "sampler of --against's package, in forward passes.")
+
+
+def gpu(args):
+    if not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device is visible")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}; times are the best of {args.repeat} "
+          f"(reference loops: one run{', 2 rows scaled up' if args.quick else ''})\n")
+    head = (f"{'model':<24}{'batch':>6}{'forward':>10}{'graphed':>10}{'reference':>12}{'sampler':>10}"
+            f"{'a pixel':>10}{'ref/sampler':>12}{'sampler/fwd':>12}{'!= CPU':>10}{'ieee':>10}")
+    print(head)
+    print("-" * len(head))
+    for model, dataset in (pair.split("/") for pair in args.pairs):
+        net = network(model, dataset, args.tiny).cuda()
+        for n in (1, 16):
+            print(gpu_row(net, n, args.repeat, 2 if args.quick else None), flush=True)
+    print("\ngraphed: a forward pass replayed from a CUDA graph; sampler: sampling.GraphStepper's images, "
+          "a pixel: its time per pixel; sampler/fwd: its cost in eager forward passes of the same batch; "
+          "!= CPU: images that differ from the CPU's sampler's for the same seed, cuDNN as it is set "
+          "(by default TF32 convolutions) and with exact float32 convolutions (ieee).")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import shutil
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 import pixelcnn
 from helpers import REPO
@@ -75,3 +76,18 @@ def test_a_package_timed_against_is_given_only_the_options_it_knows():
     assert bench.against_time(older, plain, 1, 1, None) > 0
     summary = pixelcnn.build("gated", "shapes", filters=8, layers=2, summary=True).eval()
     assert math.isnan(bench.against_time(older, summary, 1, 1, None))
+
+
+@pytest.mark.parametrize("model,dataset", [("pixelcnn", "shapes"), ("gated_cond", "color_shapes")])
+def test_the_gpu_table_runs_on_the_cpu_first(model, dataset):
+    """The GPU's row (bench --device cuda), tried on the CPU, where the sampler is the cached
+    one and the CPU's images are its own: none differ, either way convolutions are set."""
+    net = pixelcnn.build(model, dataset, filters=8, layers=2).eval()
+    row = bench.gpu_row(net, 2, 1, 2)
+    assert re.fullmatch(rf"{model} / {dataset} +2( +\d+(\.\d+)?(ms|s|us|x)){{7}} +0/2 +0/2", row), row
+
+
+def test_the_gpu_table_says_when_there_is_no_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="no CUDA device is visible"):
+        bench.main(["--device", "cuda", "--tiny"])
