@@ -521,6 +521,7 @@ def build_demo():
         image.change(seen(IMAGE), [model, image], given_image, **private)
         # queued: a toast reaches the page through the queue only
         image.upload(checked, image, image, api_visibility="private", show_progress="hidden", preprocess=False)
+        drawing.clear(blank, None, drawing, **private)
         model.change(**shown)
         gallery.select(pick_example, model, [image, source], **private)
         # what only changes the page runs in the browser: no request
@@ -539,7 +540,13 @@ def build_demo():
         marking = dict(fn=backdrop, inputs=[model, source, drawing, image, keep], outputs=marks, **private)
         for changed in (keep, image, model):
             changed.change(**marking)
+        marks.clear(**marking)  # Gradio's "Clear canvas" takes the picture with the paint: it is laid again
     return demo
+
+
+def blank():
+    """A fresh sheet of paper for the drawing (its "Clear canvas" leaves none)."""
+    return {"background": PAPER, "layers": [], "composite": None}
 
 
 def keeps(source):

@@ -3,12 +3,14 @@ canvas takes the first stroke, a drawing is completed where it was drawn, a mode
 the inputs and clears the old outputs, nothing covers the pictures, colour reads as colour, the
 picker says which model is which, a phone shows what it asked for. And the ways to keep part of
 a picture (issue #18): what I drew, all but what I paint over."""
+import io
 import re
 import sys
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import REPO
 from test_app_browser import choose_model, finished, picture, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
@@ -63,6 +65,21 @@ def test_the_canvas_takes_the_first_stroke(page):
     draw(page, "#sketch", [(140, 40), (140, 240)])
     page.locator("#complete").click()
     wait_finished(page, "completions")
+    no_error(page)
+
+
+def test_a_cleared_canvas_takes_the_next_stroke_on_white(page):
+    """Gradio's "Clear canvas" leaves no paper and no brush ("select the draw tool"); the app
+    lays a fresh sheet: the next drag draws, and only it is completed."""
+    page.get_by_role("tab", name="Complete").click()
+    draw(page, "#sketch", [(70, 40), (210, 40)])  # a bar at the top, then cleared
+    page.locator("#sketch button[aria-label='Clear canvas']").click()
+    expect(page.locator("#sketch")).not_to_contain_text("select the draw tool")
+    draw(page, "#sketch", [(70, 200), (210, 200)])  # a bar low down
+    page.locator("#keep").get_by_label("What I drew").check()
+    page.locator("#complete").click()
+    rows = kept_ink_rows(picture(page, wait_finished(page, "completions")))
+    assert rows and min(rows) > 15, f"kept ink in rows {rows}: the cleared bar is still there, or nothing was drawn"
     no_error(page)
 
 
@@ -351,15 +368,24 @@ def test_complete_keeps_what_i_drew_wherever_it_is(page):
 
 def test_complete_repaints_what_is_painted_over(page):
     """An example, its middle painted over: the rest kept as it is (tinted), the middle
-    repainted, in four ways."""
+    repainted, in four ways. Paint wiped with Gradio's "Clear canvas" (which takes the picture
+    too) leaves the picture to paint on, and is not repainted."""
     page.get_by_role("tab", name="Complete").click()
     page.locator("#source").get_by_label("Image").check()
     page.locator("#examples img").nth(3).click()
     page.locator("#image img").wait_for()
     page.locator("#keep").get_by_label("All but what I paint over").check()
     expect(page.locator("#marks")).to_be_visible()
-    page.locator("#marks .pixi-target canvas").first.wait_for()
+    canvas = page.locator("#marks .pixi-target canvas").first
+    canvas.wait_for()
     time.sleep(1.0)  # the picture loaded as the canvas's background
+    draw(page, "#marks", [(20, 40), (260, 40)])  # a band at the top, wiped:
+    page.locator("#marks button[aria-label='Clear canvas']").click()
+    time.sleep(1.0)
+    shown = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")).astype(int)
+    shown = shown[40:, 80:]  # not the tools (the colour's swatch is the paint's pink)
+    assert (shown.mean(axis=2) < 60).mean() > 0.02, "the picture to paint on is gone"
+    assert not ((shown[..., 0] > 200) & (shown[..., 1] < 100)).any(), "the paint is still there"
     draw(page, "#marks", [(20, 140), (260, 140)], [(20, 160), (260, 160)])
     page.locator("#complete").click()
     img = picture(page, wait_finished(page, "completions"))
