@@ -256,6 +256,8 @@ def page(url):
     deps = {f"{elem.get(t)} {event}": d for d in config["dependencies"] for t, event in d["targets"]}
     # a new model runs several events (its streams stopped, what the model is given): the one that offers its controls
     deps["model change"] = next(d for d in config["dependencies"] if d.get("api_name") == "choose_model")
+    # so does a click on Start (made ready, scrolled to, then sampled): the one that samples
+    deps["start click"] = next(d for d in config["dependencies"] if d.get("api_name") == "sample")
     models = next(c["props"]["choices"] for c in config["components"] if c["props"].get("elem_id") == "model")
     return url.rstrip("/") + config["api_prefix"], deps, [value for _, value in models]
 
