@@ -148,3 +148,16 @@ def test_the_soak_follows_a_job_to_its_deadline_and_no_further(scripts, kind, ou
     if kind.startswith("queue full"):
         assert isinstance(detail, QueueError)
     assert j.done() or j.status().code == Status.CANCELLED  # none left in the queue
+
+
+def test_the_soak_sends_page_events_to_the_handlers_that_do_the_work(scripts, app_url):
+    """A click on Start runs three events (made ready, scrolled to, sampled), a new model several:
+    the soak sends its page events to the one that samples and the one that offers the model's
+    controls, so a NaN temperature is refused with a message, and a model's controls come back."""
+    base, deps, models = scripts.soak.page(app_url)
+    sample = [models[0], 1, float("nan"), 0, 0, False]
+    with httpx.Client(timeout=60) as http:
+        nan = scripts.soak.ask_page(http, base, "soak-1", deps["start click"], sample, None, 60)
+        change = scripts.soak.ask_page(http, base, "soak-2", deps["model change"], [models[0], 10, 0], None, 60)
+    assert nan[0] == "refused" and "temperature" in nan[2], nan
+    assert change[0] == "served", change
