@@ -431,7 +431,7 @@ def build_demo():
                         source = gr.Radio([DRAW, IMAGE], value=DRAW, label="Start from", elem_id="source")
                         with gr.Column() as draw_box:
                             drawing = gr.Sketchpad(
-                                {"background": PAPER, "layers": [], "composite": None}, type="numpy",
+                                blank(), type="numpy",
                                 image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
                                 brush=brush(start_with.colour), layers=False, transforms=(), format="png",
                                 label=drawing_label(start_with.colour), elem_id="sketch")
@@ -545,7 +545,8 @@ def build_demo():
 
 
 def blank():
-    """A fresh sheet of paper for the drawing (its "Clear canvas" leaves none)."""
+    """A fresh sheet of paper for the drawing: as the page starts, and after its "Clear canvas",
+    which leaves none."""
     return {"background": PAPER, "layers": [], "composite": None}
 
 
