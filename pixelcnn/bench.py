@@ -99,11 +99,17 @@ def rescore_time(net, x, label, repeat):
     return best_of(lambda: [r.set(i, j, x[:, :, i, j]) for i, j in pixels], repeat) / len(pixels)
 
 
+def batch(net, n):
+    """The labels (n,) to time a class-conditional model with (else None), and a batch of
+    n blank images on the model's device."""
+    label = torch.arange(n) % net.config.classes if net.config.classes else None
+    return label, torch.zeros((n,) + net.image_shape, dtype=torch.long, device=net.device)
+
+
 def row(net, n, repeat, rows, other=None):
     """The table's row for `net` at batch n (reference loop: see reference_time; other: a
     package to time the cached sampler of too, see import_against)."""
-    label = torch.arange(n) % net.config.classes if net.config.classes else None
-    x = torch.zeros((n,) + net.image_shape, dtype=torch.long)
+    label, x = batch(net, n)
     with torch.no_grad():
         fwd = best_of(lambda: net(x, label), repeat)
     net.sample(n, seed=0, label=label)  # compiles the kernels, or loads them from numba's cache
@@ -125,9 +131,8 @@ def row(net, n, repeat, rows, other=None):
 def gpu_row(net, n, repeat, rows):
     """The table's row on a GPU for `net` (there) at batch n; see the module's docstring. (On the
     CPU, as the tests try it, the sampler is the cached one and the CPU's images are its own.)"""
-    label = torch.arange(n) % net.config.classes if net.config.classes else None
+    label, x = batch(net, n)
     on = None if label is None else label.to(net.device)
-    x = torch.zeros((n,) + net.image_shape, dtype=torch.long, device=net.device)
 
     def timed(f):
         return best_of(lambda: (f(), net.device.type == "cuda" and torch.cuda.synchronize()), repeat)

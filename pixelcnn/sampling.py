@@ -142,14 +142,14 @@ class ReferenceStepper(Stepper):
         return self.model(x, self.label)[:, :, :, i, j].float().cpu().numpy()
 
 
-class GraphStepper(ReferenceStepper):
+class GraphStepper(Stepper):
     """The reference's forward pass per pixel, on a GPU replayed from a CUDA graph captured once
     per batch: a pixel costs one launch and two small copies, not a launch per layer. The model
     reads its input from a buffer on the device, kept equal to x pixel by pixel (`write`);
     elsewhere (the tests, on the CPU) the same bookkeeping runs the model directly."""
 
     def __init__(self, model, x, start, label, split=False, ahead=None):
-        super().__init__(model, x, start, label)
+        self.x = x
         self.on = torch.from_numpy(x).to(model.device, copy=True)  # a copy on the CPU too: kept by `write`
         label = None if label is None else label.to(model.device)
 

@@ -254,10 +254,10 @@ def page(url):
     config = httpx.get(f"{url}config", timeout=60).json()
     elem = {c["id"]: c["props"].get("elem_id") for c in config["components"]}
     deps = {f"{elem.get(t)} {event}": d for d in config["dependencies"] for t, event in d["targets"]}
-    # a new model runs several events (its streams stopped, what the model is given): the one that offers its controls
-    deps["model change"] = next(d for d in config["dependencies"] if d.get("api_name") == "choose_model")
-    # so does a click on Start (made ready, scrolled to, then sampled): the one that samples
-    deps["start click"] = next(d for d in config["dependencies"] if d.get("api_name") == "sample")
+    # a new model runs several events (its streams stopped, what the model is given), and so does a click on
+    # Start (made ready, scrolled to, then sampled): the one that does the work, by its API name
+    for event, api in [("model change", "choose_model"), ("start click", "sample")]:
+        deps[event] = next(d for d in config["dependencies"] if d.get("api_name") == api)
     models = next(c["props"]["choices"] for c in config["components"] if c["props"].get("elem_id") == "model")
     return url.rstrip("/") + config["api_prefix"], deps, [value for _, value in models]
 
