@@ -113,6 +113,17 @@ def told():
         raise gr.Error(str(e), title=e.title, print_exception=False) from None
 
 
+def screened(request_of, uploaded=True):
+    """A request that checks the inputs of a piece of work with studio's `request_of` before the
+    work is queued: what is wrong is said in a toast and the work does not run, so the outputs
+    keep what they show (the work's own refusal, which the API gets, leaves them marked "Error",
+    the picture gone and the reason with the toast)."""
+    def screen(*args):
+        with told():
+            request_of(*args, **(dict(uploads=uploads()) if uploaded else {}))
+    return screen
+
+
 def tell(level, message):
     """The package's asides to the person, as a toast."""
     (gr.Warning if level == "warning" else gr.Info)(message)
@@ -265,7 +276,7 @@ def brush(colour):
 
 
 def drawing_label(colour):
-    return "Draw (in one colour, on white)" if colour else "Draw (black on white)"
+    return "Draw in one colour" if colour else "Draw in black"  # short: the canvas's tools share its line on a phone
 
 
 OLD_OUTPUTS = (None, None, None, None, "")  # samples, next pixel, completions, heat map, text
@@ -488,18 +499,23 @@ def build_demo():
         # preprocesses its inputs: studio checks each, and says which is wrong and why (where
         # Gradio's checks print a traceback to the log and do not name the field)
         busy = dict(concurrency_limit=CROWD, concurrency_id="sampler", preprocess=False)
-        start.click(arm("sample"), **private).then(
-            stoppable(sample, 2), [model, n, temp, seed, klass, show_probs], [samples, probs], api_name="sample",
-            **busy)
+        # a request's inputs checked before its work is queued: queued too (a refusal outside the
+        # queue is no toast on the page), beside the work, not behind it
+        screen = dict(api_visibility="private", show_progress="hidden", preprocess=False, concurrency_limit=CROWD,
+                      concurrency_id="screen")
+        asked = [model, n, temp, seed, klass, show_probs]
+        start.click(screened(studio.sample_request, uploaded=False), asked, **screen).success(
+            arm("sample"), **private).success(stoppable(sample, 2), asked, [samples, probs], api_name="sample", **busy)
         stop.click(halt("sample"), **private)
         shown = dict(fn=seen_both, inputs=[model, drawing, image], outputs=[given_drawn, given_image], **private)
+        asked = [model, source, drawing, image, keep_rows, keep, temp2, seed2, klass, marks]
         go.click(seen_kept, [model, source, drawing, image, keep, keep_rows, marks], [given_drawn, given_image],
-                 **private).then(arm("complete"), **private).then(
-            stoppable(complete, 1), [model, source, drawing, image, keep_rows, keep, temp2, seed2, klass, marks],
-            completions, api_name="complete", **busy)
+                 **private).then(screened(studio.complete_request), asked, **screen).success(
+            arm("complete"), **private).success(stoppable(complete, 1), asked, completions, api_name="complete", **busy)
         stop2.click(halt("complete"), **private)
-        rate.click(**shown).then(score, [model, source, drawing, image, klass], [surprise, likelihood],
-                                 api_name="score", **busy)
+        asked = [model, source, drawing, image, klass]
+        rate.click(**shown).then(screened(studio.score_request), asked, **screen).success(
+            score, asked, [surprise, likelihood], api_name="score", **busy)
         # gradients through two models, on the engine: queued (so no POST runs them past it), one at a time
         looking = dict(api_visibility="private", show_progress="hidden", concurrency_limit=1, concurrency_id="see",
                        preprocess=False)

@@ -251,17 +251,19 @@ def ink_to_levels(amount, height, width, whole=True, what="drawing"):
 def image_to_levels(img, channels, height, width, levels):
     """A PIL image as levels (channels, height, width) uint8 for a model of that shape.
 
-    Binary models (channels 1, levels 2): ink is what is darker than the background (a light
-    figure on a dark background works too). An image of exactly the model's size, or an
-    exact multiple, is taken pixel for pixel; any other is treated as a whole drawing.
+    Binary models (channels 1, levels 2): ink is what differs from the background, the border's
+    commonest grey (a dark figure on a light background, a light one on a dark one). An image
+    of exactly the model's size, or an exact multiple, is taken pixel for pixel; any other is
+    treated as a whole drawing.
     Colour models: the centre square, averaged down and rounded to the nearest level."""
     img = on_white(img)
     if channels == 1:
         grey = np.asarray(img.convert("L"), np.float64) / 255
-        amount = 1 - grey
-        border = np.concatenate([amount[0], amount[-1], amount[:, 0], amount[:, -1]])
-        if border.mean() > 0.5:  # light on dark, like the original MNIST files
-            amount = 1 - amount
+        paper = np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]))
+        # how far from the paper towards black, or white, of the way there: on white paper 1 - grey, on
+        # black (MNIST's own files) grey
+        amount = np.maximum(np.clip(paper - grey, 0, 1) / max(paper, 1e-6),
+                            np.clip(grey - paper, 0, 1) / max(1 - paper, 1e-6))
         h0, w0 = amount.shape
         if h0 % height == 0 and w0 % width == 0 and h0 // height == w0 // width:
             return _binary(_resize(amount, height, width))

@@ -116,9 +116,14 @@ def exact_whole(value):
 
 def whole_number(value, low, high, what):
     n = exact_whole(value)
-    if n is None or not low <= n <= high:  # what was sent, cut short if long
-        raise Refused(f"The {what} must be a whole number from {low} to {high}, not {reprlib.repr(value)}.")
-    return n
+    if n is not None and low <= n <= high:
+        return n
+    wanted = f"The {what} must be a whole number from {low} to {high}"
+    if value is None or isinstance(value, str) and not value.strip():
+        raise Refused(f"The {what} is empty: give a whole number from {low} to {high}.")
+    if n is not None:  # (the browser rounds what it cannot hold: 99999999999999999999 comes as 1e20)
+        raise Refused(f"{wanted}: {reprlib.repr(n)} is too {'large' if n > high else 'small'}.")
+    raise Refused(f"{wanted}, not {reprlib.repr(value)}.")  # what was sent, cut short if long
 
 
 def temperature_of(value):
@@ -128,10 +133,10 @@ def temperature_of(value):
     return t
 
 
-def label_of(net, klass):
-    """The class a conditional model is asked for (None for the others)."""
-    classes = net.config.classes
-    return whole_number(klass, 0, classes - 1, "class") if classes else None
+def label_of(name, klass):
+    """The class the conditional model `name` is asked for (None for the others); no model loaded."""
+    model, dataset = split(name)
+    return whole_number(klass, 0, datasets.classes_of(dataset) - 1, "class") if pixelcnn.is_conditional(model) else None
 
 
 def given(dataset, source, drawing, image, tell=ignore, uploads=None):
@@ -362,6 +367,10 @@ def every(net):
 CHANNELS = ("red", "green", "blue")
 
 
+FINISHED = ('<div class="next-pixel"><p>Finished: every pixel is drawn. Stop a sample part way to see what '
+            "the model expected at the pixel it stopped at.</p></div>")
+
+
 def next_pixel(p, net):
     """What the model expected at the pixel just drawn in the first image, as HTML a person
     reads at a glance: the colour drawn, and for each channel a bar per level, in that level's
@@ -406,16 +415,40 @@ def percent(q):
 def sample(name, n, temperature, seed, klass=0, show_probs=False):
     """Yield (grid, next-pixel probabilities or None) as n samples (of class `klass`, for a
     class-conditional model) are drawn; the probabilities, if show_probs, are the first
-    image's at the pixel being drawn (none once the grid is finished)."""
+    image's at the pixel being drawn (once the grid is finished, FINISHED: no pixel is)."""
+    n, temperature, seed, label = sample_request(name, n, temperature, seed, klass)
     net = get_model(name)
-    n = whole_number(n, 1, MAX_SAMPLES, "number of samples")
-    seed = whole_number(seed, 0, MAX_SEED, "seed")
-    stream = net.sample_stream(n, seed=seed, temperature=temperature_of(temperature), every=every(net),
-                               label=label_of(net, klass))
+    stream = net.sample_stream(n, seed=seed, temperature=temperature, every=every(net), label=label)
     with closing(frames(stream, net.levels, nrow=math.ceil(math.sqrt(n)))) as pictures:
         for pic, p in pictures:
-            drawing = show_probs and p.probs is not None and p.done < p.total  # once finished, no pixel is
-            yield pic, next_pixel(p, net) if drawing else None
+            if not show_probs or p.probs is None:
+                yield pic, None
+            else:
+                yield pic, next_pixel(p, net) if p.done < p.total else FINISHED
+
+
+def sample_request(name, n, temperature, seed, klass=0, show_probs=False):
+    """A request to sample, checked (Refused where it cannot be drawn), before the model is
+    loaded: (n, temperature, seed, label)."""
+    split(name)
+    return (whole_number(n, 1, MAX_SAMPLES, "number of samples"), temperature_of(temperature),
+            whole_number(seed, 0, MAX_SEED, "seed"), label_of(name, klass))
+
+
+def complete_request(name, source, drawing, image, keep_rows, keep, temperature, seed, klass=0, marks=None,
+                     tell=ignore, uploads=None):
+    """A request to complete, checked (Refused where it cannot be), before the model is loaded:
+    (temperature, seed, label, the picture x, levels (C, H, W), and the pixels kept (H, W))."""
+    split(name)
+    temperature, seed = temperature_of(temperature), whole_number(seed, 0, MAX_SEED, "seed")
+    check_keep(keep, source)
+    x = given(split(name)[1], source, drawing, image, tell=tell, uploads=uploads)
+    return temperature, seed, label_of(name, klass), x, kept(x, keep, keep_rows, marks, uploads)
+
+
+def score_request(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
+    """A request to score, checked, before the model is loaded: (label, the picture's levels)."""
+    return label_of(name, klass), given(split(name)[1], source, drawing, image, tell=tell, uploads=uploads)
 
 
 def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, klass=0, marks=None, tell=ignore,
@@ -423,13 +456,10 @@ def complete(name, source, drawing, image, keep_rows, keep, temperature, seed, k
     """Keep part of the picture and yield COMPLETIONS completions of the rest, two by two, as they
     form, the kept part tinted blue. `keep` says which part: ROWS, the top `keep_rows` rows;
     DRAWN, a drawing's ink; MARKED, all but what is painted over in `marks`, the marking canvas."""
+    temperature, seed, label, x, mask = complete_request(name, source, drawing, image, keep_rows, keep, temperature,
+                                                         seed, klass, marks, tell, uploads)
     net = get_model(name)
-    temperature = temperature_of(temperature)
-    seed = whole_number(seed, 0, MAX_SEED, "seed")
-    check_keep(keep, source)
-    x = given(net.config.dataset, source, drawing, image, tell=tell, uploads=uploads)
-    prefix, label = torch.from_numpy(x).long(), label_of(net, klass)
-    mask = torch.from_numpy(kept(x, keep, keep_rows, marks, uploads))
+    prefix, mask = torch.from_numpy(x).long(), torch.from_numpy(mask)
     if mask.all():
         tell("warning", "Every row is kept, so there is nothing left to complete: keep fewer rows."
              if keep == ROWS else "Every pixel is kept, so there is nothing left to complete.")
@@ -502,9 +532,9 @@ def range_on_test_images(name):
 def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
     """(picture, Markdown): how likely the model finds the whole picture, in bits/dim beside the
     range on test images; the picture as the model sees it beside the bits each pixel costs."""
+    label, x = score_request(name, source, drawing, image, klass, tell, uploads)
     net = get_model(name)
-    label = label_of(net, klass)
-    x = torch.from_numpy(given(net.config.dataset, source, drawing, image, tell=tell, uploads=uploads)).long()[None]
+    x = torch.from_numpy(x).long()[None]
     bits = analysis.surprise(net, x, label)[0]
     bpd = analysis.bits_per_dim(net, x, label).item()
     text = f"**{bpd:.3f} bits/dim** ({bits.sum().item():.1f} bits for the whole image"
@@ -561,6 +591,11 @@ def see_at(name, index):
     return see(name, number(y) // SEE_SCALE, number(x) // SEE_SCALE)
 
 
+def count(n, what="pixel"):
+    """**1** pixel, **2** pixels."""
+    return f"**{n}** {what}{'' if n == 1 else 's'}"
+
+
 def see(name, i=None, j=None):
     """(the picture with pixel (i, j) outlined, a blind-spot model's map, a Gated PixelCNN's map,
     Markdown, the two maps' titles): which pixels each one's prediction at (i, j) depends on,
@@ -585,10 +620,11 @@ def see(name, i=None, j=None):
     base = images.to_rgb(x[None], levels)[0]
     pics = [images.log_heatmap(m, scale=SEE_SCALE, base=base, mark=(i, j), flag=flag)
             for m, flag in zip(maps, (blind, None))]
-    text = (f"Predicting pixel **({i}, {j})**: {named[0]} looks at **{ref.sum()}** pixels, "
-            f"{named[1]} at **{sees.sum()}**. ")
+    text = f"Predicting pixel **({i}, {j})**: {named[0]} looks at {count(ref.sum())}, {named[1]} at {count(sees.sum())}"
+    text += ". " + ("Drawing a pixel's colours in turn, a model sees the pixel itself: green is drawn given its red, "
+                    "blue given both. " if sees[i, j] or ref[i, j] else "")
     if blind.any():
-        text += (f"{MODEL_NAMES[pair[0]]}'s blind spot, in light blue: **{blind.sum()}** pixels above and to the "
+        text += (f"{MODEL_NAMES[pair[0]]}'s blind spot, in light blue: {count(blind.sum())} above and to the "
                  f"right that come before the pixel and that {MODEL_NAMES[pair[1]]} sees, but "
                  f"{MODEL_NAMES[pair[0]]} cannot.")
     text += " Darker means a larger gradient (log scale); the blue square is the pixel predicted."

@@ -206,7 +206,41 @@ def test_the_next_pixel_is_cleared_once_the_grid_is_finished(page, unpaced):
     page.locator("#start").click()
     wait_finished(page, "samples")
     expect(page.locator("#probs")).not_to_contain_text("ink")  # no pixel is being drawn
+    expect(page.locator("#probs")).to_contain_text("Finished: every pixel is drawn")  # not an empty box
     no_error(page)
+
+
+def refused_and_kept(page, output, before, message):
+    """A toast says `message`, and the output still shows the picture `before`, with no "Error"
+    in its place (the refusal comes before the work is queued)."""
+    expect(page.locator("[data-testid=toast-body]", has_text=message)).to_be_visible()
+    time.sleep(1)  # what the work's own refusal would do, it has done
+    assert src(page, output) == before and shows_a_picture(page, output)
+    assert page.locator(f"#{output} .error").count() == 0, page.locator(f"#{output}").inner_text()
+
+
+def test_bad_input_is_told_and_the_last_picture_stays(page, unpaced, tmp_path):
+    """An empty seed box, or an image the model cannot use: a toast says why, and the samples
+    or completions shown before stay, not a bare "Error" badge in their place."""
+    page.locator("#start").click()
+    before = wait_finished(page, "samples")
+    page.locator("#seed input").fill("")
+    page.locator("#start").click()
+    refused_and_kept(page, "samples", before, "The seed is empty")
+
+    Image.new("RGB", (40, 40), (90, 90, 90)).save(tmp_path / "grey.png")  # one grey all over: blank
+    page.get_by_role("tab", name="Complete").click()
+    page.locator("#source").get_by_label("Image").check()
+    page.locator("#examples img").first.click()
+    page.locator("#image img").wait_for()
+    page.locator("#complete").click()
+    before = wait_finished(page, "completions")
+    page.locator("#image button[aria-label='Remove Image']").click()
+    page.locator("#image input[type=file]").set_input_files(str(tmp_path / "grey.png"))
+    page.locator("#image img").wait_for()
+    page.locator("#complete").click()
+    refused_and_kept(page, "completions", before, "blank")
+    shot(page, "refused_kept.png")
 
 
 def test_a_file_that_is_no_image_is_refused_as_it_is_uploaded(page, tmp_path):

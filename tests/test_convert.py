@@ -70,13 +70,26 @@ def test_an_empty_canvas_is_a_clear_error(whole):
 
 
 def test_a_blank_upload_is_told_it_is_blank_not_that_the_canvas_is_empty():
-    for colour in (255, 0):  # white, and black (light on dark)
+    for colour in (255, 0, 90, 200):  # white, black (light on dark), greys: one colour all over is blank
         for size in ((300, 200), (28, 28 * 3)):  # a drawing to place, and not quite the model's size
             with pytest.raises(ValueError, match="The image is blank") as e:
                 convert.image_to_levels(Image.new("L", size, colour), 1, 28, 28, 2)
             assert "canvas" not in str(e.value)
     with pytest.raises(ValueError, match="canvas is empty"):
         convert.drawing_to_levels(canvas([]), 28, 28)
+
+
+def test_an_upload_on_grey_paper_is_read_as_on_white():
+    """Ink is what differs from the paper, whatever its grey: a black figure on dark grey (which
+    was once taken for light ink on dark paper, the figure lost), a light one on mid grey."""
+    def figure(paper, ink):
+        img = Image.new("L", (300, 300), paper)
+        ImageDraw.Draw(img).line([(150, 60), (150, 240)], fill=ink, width=30)
+        return convert.image_to_levels(img, 1, 28, 28, 2)
+    on_white = figure(255, 0)
+    assert on_white.sum() > 20
+    for paper, ink in ((90, 0), (120, 255), (0, 255)):
+        assert np.array_equal(figure(paper, ink), on_white), (paper, ink)
 
 
 @pytest.mark.parametrize("name", ["shapes", "color_shapes", "mnist", "color_mnist"])

@@ -54,9 +54,14 @@ def test_is_conditional_says_whether_the_model_takes_a_class(model):
 def test_numbers_from_the_page_are_checked():
     assert studio.whole_number("3", 1, 16, "number of samples") == 3
     assert studio.whole_number(16.0, 1, 16, "number of samples") == 16
-    for bad in (2.5, 0, 17, "many", None, float("nan"), float("inf"), True, "+-3", "9" * 5000):
-        assert "number of samples must be a whole number from 1 to 16" in str(
-            refusal(studio.whole_number, bad, 1, 16, "number of samples"))
+    said = {}
+    for bad in (2.5, 0, 17, "many", None, "", " ", float("nan"), float("inf"), True, "+-3", "9" * 5000, 10**20):
+        said[repr(bad)] = str(refusal(studio.whole_number, bad, 1, 16, "number of samples"))
+        assert said[repr(bad)].startswith("The number of samples ")
+        assert "a whole number from 1 to 16" in said[repr(bad)]
+    assert said["None"] == said["''"] == "The number of samples is empty: give a whole number from 1 to 16."
+    assert said["17"].endswith(": 17 is too large.") and said["0"].endswith(": 0 is too small.")
+    assert said["2.5"].endswith(", not 2.5.") and said["100000000000000000000"].endswith(" is too large.")
     assert studio.temperature_of("0.5") == 0.5
     for bad in (0, -1, 10.5, "hot", None, float("nan")):
         assert "temperature must be a number above 0" in str(refusal(studio.temperature_of, bad))
@@ -71,7 +76,7 @@ def test_every_seed_up_to_the_largest_is_taken_exactly():
     big = 2**53 + 1  # a float would make it 2**53
     assert studio.whole_number(big, 0, 2**63, "seed") == studio.whole_number(str(big), 0, 2**63, "seed") == big
     for bad in (-1, top + 1, 2**63 - 1, float(2**53), 1e300, "1e30"):
-        assert f"seed must be a whole number from 0 to {top}," in str(refusal(studio.whole_number, bad, 0, top, "seed"))
+        assert f"seed must be a whole number from 0 to {top}" in str(refusal(studio.whole_number, bad, 0, top, "seed"))
 
 
 def test_seeds_near_the_top_draw_their_own_images(tiny_models):
@@ -105,7 +110,7 @@ def test_sample_streams_the_grid_and_ends_with_the_models_own_sample(tiny_models
     shown = [next_pixel_shown(probs) for _, probs in frames]
     assert len(frames) > 10 and all(set(p) == {(0, "paper"), (0, "ink")} for p in shown[:-1])
     assert all(sum(p.values()) == pytest.approx(1, abs=1e-5) for p in shown[:-1])
-    assert frames[-1][1] is None  # finished: no pixel is being drawn
+    assert frames[-1][1] == studio.FINISHED  # no pixel is being drawn
     net = tiny_models("pixelcnn", "shapes")
     expected = studio.picture(net.sample(2, seed=3), net.levels, 2)
     assert np.array_equal(np.asarray(frames[-1][0].image()), np.asarray(expected.image()))
@@ -380,7 +385,8 @@ def test_what_the_model_sees_shows_the_blind_spot(monkeypatch):
     assert text.count("untrained") == 2
     x = torch.from_numpy(studio.see_image("mnist")).long()
     counts = [analysis.influence(pixelcnn.build(m, "mnist").eval(), x, i, j) > 0 for m in ("pixelcnn", "gated")]
-    assert f"looks at **{counts[0].sum()}** pixels" in text and f"at **{counts[1].sum()}**" in text
+    assert f"looks at **{counts[0].sum()}** pixels" in text and f"at **{counts[1].sum()}** pixels" in text
+    assert "itself" not in text  # one channel: no pixel sees itself
     blind = counts[1] & ~counts[0]
     assert blind.any() and f"**{blind.sum()}** pixels" in text
     s = studio.SEE_SCALE
@@ -399,6 +405,8 @@ def test_what_the_model_sees_compares_the_model_picked(tiny_models):
     *_, text, titles = studio.see("pixelrcnn_ar/color_shapes", 5, 5)
     assert titles == ("PixelRCNN, R→G→B", "Gated PixelCNN")
     assert "PixelRCNN, R→G→B (the model picked) looks at" in text and "untrained" not in text
+    *_, text, _ = studio.see("pixelrcnn_ar/color_shapes", 0, 0)  # the first pixel: only its own earlier colours
+    assert "looks at **1** pixel," in text and "at **1** pixel." in text and "sees the pixel itself" in text
     *_, text, titles = studio.see("gated/color_mnist", 5, 5)
     assert titles == ("PixelRCNN", "Gated PixelCNN") and "Gated PixelCNN (the model picked)" in text
     assert studio.see("gated_cond/mnist")[-1] == ("PixelCNN", "Gated PixelCNN, class-conditional")
