@@ -43,6 +43,20 @@ def test_evaluate_writes_the_samples_two_colour_figures_into_the_facts(tmp_path,
     assert "8 samples:" in capsys.readouterr().out
 
 
+def test_a_conditional_model_is_also_scored_told_another_class(tmp_path, capsys):
+    labels = torch.arange(1000) % 10
+    other = evaluate.other_labels(labels, 10)
+    assert (other != labels).all() and torch.equal(other, evaluate.other_labels(labels, 10))
+    assert set(((other - labels) % 10).tolist()) == set(range(1, 10))  # every other class, not one shift
+    net = make_tiny("gated_cond", "shapes")
+    weights.save(net, weights.weights_path("gated_cond", "shapes", tmp_path))
+    own = evaluate.main(["--model", "gated_cond", "--dataset", "shapes", "--weights-dir", str(tmp_path)])
+    test, labels = datasets.load("shapes", "test")
+    wrong = evaluate.nll(pixelcnn.load("gated_cond", "shapes", tmp_path), test, evaluate.other_labels(labels, 5))
+    assert wrong != own
+    assert f"told another class at random (seed 0): {wrong * 400:.2f} nats/image" in capsys.readouterr().out
+
+
 def test_third_colours_are_told_apart_by_where_they_are():
     """scripts/third_colours.py: a stroke that changes colour, strokes apart in different
     colours, and the channels an extra colour differs in (colour codes of 4 levels, 3 channels)."""
