@@ -129,14 +129,19 @@ def test_draw_the_top_of_a_digit_and_complete_it(page):
     assert ink_kept.sum() > 100, "the drawn bar should be kept, tinted"
 
 
-def test_complete_a_colour_example(page):
-    choose_model(page, "Colour shapes · PixelRCNN")
+def complete_an_example(page):
+    """Complete the first example image; the address of the completions' picture."""
     page.get_by_role("tab", name="Complete").click()
     page.locator("#source").get_by_label("Image").check()
     page.locator("#examples img").first.click()
     page.locator("#image img").wait_for()
     page.locator("#complete").click()
-    final = wait_finished(page, "completions")
+    return wait_finished(page, "completions")
+
+
+def test_complete_a_colour_example(page):
+    choose_model(page, "Colour shapes · PixelRCNN")
+    final = complete_an_example(page)
     shot(page, "complete_colour.png")
     assert picture(page, final).shape[:2] == ((2 * 21 + 1) * 11,) * 2  # 4 images of 20x20, two by two, 11x
 

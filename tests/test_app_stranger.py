@@ -13,7 +13,18 @@ import pytest
 from PIL import Image
 
 from helpers import REPO
-from test_app_browser import choose_model, finished, picture, pytestmark, shot, src, sync_api, wait_finished, watch  # noqa: F401 (pytestmark)
+from test_app_browser import (  # noqa: F401 (pytestmark)
+    choose_model,
+    complete_an_example,
+    finished,
+    picture,
+    pytestmark,
+    shot,
+    src,
+    sync_api,
+    wait_finished,
+    watch,
+)
 
 sys.path.insert(0, str(REPO / "scripts"))
 from screenshot import draw  # noqa: E402  (a stroke dragged on a canvas, as the README's pictures are drawn)
@@ -229,12 +240,7 @@ def test_bad_input_is_told_and_the_last_picture_stays(page, unpaced, tmp_path):
     refused_and_kept(page, "samples", before, "The seed is empty")
 
     Image.new("RGB", (40, 40), (90, 90, 90)).save(tmp_path / "grey.png")  # one grey all over: blank
-    page.get_by_role("tab", name="Complete").click()
-    page.locator("#source").get_by_label("Image").check()
-    page.locator("#examples img").first.click()
-    page.locator("#image img").wait_for()
-    page.locator("#complete").click()
-    before = wait_finished(page, "completions")
+    before = complete_an_example(page)
     page.locator("#image button[aria-label='Remove Image']").click()
     page.locator("#image input[type=file]").set_input_files(str(tmp_path / "grey.png"))
     page.locator("#image img").wait_for()
