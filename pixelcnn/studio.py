@@ -547,11 +547,13 @@ def score(name, source, drawing, image, klass=0, tell=ignore, uploads=None):
                      else "Your picture is as likely as a typical test image." if bpd >= q["5"]
                      else "Your picture is more likely than 95% of them: a simple, clean figure."))
     # the picture as the model sees it, beside the bits each of its pixels costs: every pixel costs
-    # some, so a heat map over the picture would hide it
+    # some, so a heat map over the picture would hide it. On a square-root scale: a few pixels
+    # cost most of the bits, and on a linear one the rest fade to white
     heat = images.beside(images.grid(x, net.levels, scale=SEE_SCALE // 2, pad=0),
-                         images.heatmap(bits.numpy(), scale=SEE_SCALE // 2, from_white=True))
+                         images.heatmap(bits.sqrt().numpy(), scale=SEE_SCALE // 2, from_white=True))
+    top = bits.max().item()
     text += (f"\n\nLeft, your picture as the model sees it; right, the bits each of its pixels costs, from white "
-             f"(none) to dark red at {bits.max().item():.1f} bits.")
+             f"(none) to dark red at {top:.1f} bits, on a square-root scale (half-way at {top / 4:.2g}).")
     return heat, text
 
 

@@ -339,6 +339,10 @@ def test_score_gives_bits_per_dim_the_test_range_and_a_heat_map(tiny_models):
     assert f"Test images: {q['5']:.3f} to {q['95']:.3f} bits/dim" in text and f"median {q['50']:.3f}" in text
     assert heat.size == (2 * 20 * 5 + 8, 20 * 5)  # the picture, then its heat map
     assert np.array_equal(np.asarray(heat)[:, :100], np.asarray(images.grid(x, 2, scale=5, pad=0)))
+    bits = analysis.surprise(net, x)[0]  # on a square-root scale: a pixel of a quarter of the top bits half-way
+    assert np.array_equal(np.asarray(heat)[:, -100:], np.asarray(images.heatmap(bits.sqrt().numpy(), scale=5,
+                                                                                 from_white=True)))
+    assert f"dark red at {bits.max().item():.1f} bits, on a square-root scale" in text
 
 
 def test_score_names_the_class_and_tells_of_a_colour_image_made_black_and_white(tiny_models, tmp_path):
