@@ -462,7 +462,7 @@ def build_demo():
                         marks = gr.Sketchpad(None, type="numpy", image_mode="RGBA", canvas_size=MARKING,
                                              fixed_canvas=True, sources=(), layers=False, transforms=(), format="png",
                                              brush=gr.Brush(default_size=20, colors=[MARKER], color_mode="fixed"),
-                                             label="Paint over what to repaint", visible=False, elem_id="marks")
+                                             label="Paint over to repaint", visible=False, elem_id="marks")
                         with gr.Accordion("Temperature and seed", open=False):
                             temp2 = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature",
                                               elem_id="temperature-complete")
@@ -480,12 +480,13 @@ def build_demo():
                         with gr.Row():
                             surprise = gr.Image(label="Bits per pixel of the whole picture", type="pil", format="png",
                                                 interactive=False, buttons=["download"], height=340,
-                                                elem_id="surprise", elem_classes="picture")
-                            likelihood = gr.Markdown(elem_id="likelihood")
+                                                elem_id="surprise", elem_classes="picture", min_width=280)
+                            with gr.Column(min_width=240):  # on a phone, below the picture, not squeezed beside it
+                                likelihood = gr.Markdown(elem_id="likelihood")
             with gr.Tab("What the model sees", elem_id="see-tab") as see_tab:
-                gr.Markdown("Click a pixel of the picture: the maps show which pixels a prediction for it "
-                            "depends on (non-zero gradient), the model picked's beside a model of the other "
-                            "kind: one with a blind spot (PixelCNN, PixelRCNN) and Gated PixelCNN, which has none.")
+                gr.Markdown("Click a pixel of the picture: the maps show which pixels the prediction for it "
+                            "depends on (a non-zero gradient), for the model picked and one of the other kind: "
+                            "one with a blind spot (PixelCNN, PixelRCNN) beside Gated PixelCNN, which has none.")
                 with gr.Row():
                     seen_image = gr.Image(label="Click a pixel", type="pil", format="png", interactive=False,
                                           buttons=[], elem_id="see-image", elem_classes="picture")

@@ -195,19 +195,27 @@ def drawing_to_levels(rgba, height, width, whole=True):
     return ink_to_levels(ink(rgba), height, width, whole)
 
 
+def ink_colours(rgb, levels, share=0.0):
+    """The colours of a drawing on white (H0, W0, 3 bytes), rounded to `levels` per channel, the
+    commonest first: those of the strokes' cores (not their blended edges), each at least
+    `share` of them."""
+    a = np.asarray(rgb)[..., :3]
+    amount = ink(a)
+    strong = a[amount > 0.6 * amount.max()]
+    found, counts = np.unique(np.rint(strong / 255.0 * (levels - 1)).astype(np.uint8), axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return [found[k] for k in order if counts[k] >= share * counts.sum()]
+
+
 def colour_drawing_to_levels(rgb, channels, height, width, levels):
     """A drawing in one colour on white (H0, W0, 3 or 4 bytes: RGBA is put onto white) as levels
     (channels, height, width) uint8 of two colours, as colour MNIST's images have: white, and
     the drawing's commonest colour where drawing_to_levels(whole=False) finds ink. Any colour
     off white is ink, however light; each is rounded to the nearest of `levels` per channel."""
     a = np.asarray(on_white(Image.fromarray(np.asarray(rgb, np.uint8))))
-    amount = ink(a)
     # any colour off white is ink, an anti-aliased edge too (the box average thins it)
-    where = ink_to_levels(amount > 0.16, height, width, whole=False)[0].astype(bool)
-    strong = a[amount > 0.6 * amount.max()]  # the stroke's core, not its blended edges
-    q = np.rint(strong / 255.0 * (levels - 1)).astype(np.uint8)
-    found, counts = np.unique(q, axis=0, return_counts=True)
-    colour = found[counts.argmax()]
+    where = ink_to_levels(ink(a) > 0.16, height, width, whole=False)[0].astype(bool)
+    colour = ink_colours(a, levels)[0]
     if (colour == levels - 1).all():  # the core rounded to white: too light to tell from the paper
         raise ValueError(FAINT["drawing"])
     out = np.full((channels, height, width), levels - 1, np.uint8)

@@ -151,7 +151,11 @@ def given(dataset, source, drawing, image, tell=ignore, uploads=None):
         if source == DRAW:
             drawn = np.asarray(convert.uploaded(drawing, "drawing", folders))
             if c != 1:
-                return convert.colour_drawing_to_levels(drawn, c, h, w, levels)
+                x = convert.colour_drawing_to_levels(drawn, c, h, w, levels)
+                if len(convert.ink_colours(convert.on_white(Image.fromarray(drawn)), levels, share=0.05)) > 1:
+                    tell("info", "This model draws in one colour on a background: your drawing is taken in its "
+                                 "commonest colour.")
+                return x
             return convert.drawing_to_levels(drawn, h, w, whole=False)
         img = convert.uploaded(image, "image", folders)
         if c == 1 and convert.is_colour(img):
@@ -618,17 +622,22 @@ def see(name, i=None, j=None):
                      ("" if trained else " (untrained: what it can see depends on the architecture only)"))
     ref, sees = (m > 0 for m in maps)
     blind = sees & ~ref  # before the pixel, within Gated PixelCNN's (smaller) reach, unseen by the other
+    blind[i, j] = False  # (a model that draws a pixel's colours in turn sees the pixel itself: not a blind spot)
     levels = datasets.shape_of(dataset)[3]
     base = images.to_rgb(x[None], levels)[0]
     pics = [images.log_heatmap(m, scale=SEE_SCALE, base=base, mark=(i, j), flag=flag)
             for m, flag in zip(maps, (blind, None))]
-    text = f"Predicting pixel **({i}, {j})**: {named[0]} looks at {count(ref.sum())}, {named[1]} at {count(sees.sum())}"
-    text += ". " + ("Drawing a pixel's colours in turn, a model sees the pixel itself: green is drawn given its red, "
-                    "blue given both. " if sees[i, j] or ref[i, j] else "")
+    text = (f"Predicting pixel **({i}, {j})** (row, column): {named[0]} looks at {count(ref.sum())}, "
+            f"{named[1]} at {count(sees.sum())}. ")
+    itself = [MODEL_NAMES[m] for m, looks in zip(pair, (ref, sees)) if looks[i, j]]
+    if itself:
+        text += (f"{' and '.join(itself)} {'sees' if len(itself) == 1 else 'see'} the pixel itself: drawing its "
+                 "colours in turn, green given the red drawn, blue given both. ")
     if blind.any():
-        text += (f"{MODEL_NAMES[pair[0]]}'s blind spot, in light blue: {count(blind.sum())} above and to the "
-                 f"right that come before the pixel and that {MODEL_NAMES[pair[1]]} sees, but "
-                 f"{MODEL_NAMES[pair[0]]} cannot.")
+        rows, cols = np.nonzero(blind)
+        where = "above and to the right" + ("" if ((rows < i) & (cols > j)).all() else ", and some beyond its reach")
+        text += (f"In light blue, {count(blind.sum())} before it that {MODEL_NAMES[pair[1]]} sees and "
+                 f"{MODEL_NAMES[pair[0]]} cannot: {MODEL_NAMES[pair[0]]}'s blind spot, {where}.")
     text += " Darker means a larger gradient (log scale); the blue square is the pixel predicted."
     source = images.grid(x[None], levels, scale=SEE_SCALE, pad=0, mark=(i, j), mark_colour=(0, 90, 255))
     return source, *pics, text, tuple(MODEL_NAMES[m] for m in pair)

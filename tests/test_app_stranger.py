@@ -368,6 +368,12 @@ def test_on_a_phone_the_output_comes_into_view_and_completions_are_wide(browser,
         box = page.locator("#completions img").bounding_box()
         assert 0 <= box["y"] < 844 and box["width"] / 2 > 150, box  # two to a row, each over 150 px wide
         shot(page, "phone_completions.png")
+        page.locator("#score").click()
+        wait_finished(page, "surprise")
+        heat, text = page.locator("#surprise").bounding_box(), page.locator("#likelihood").bounding_box()
+        assert heat["width"] > 300 and text["width"] > 300 and text["y"] >= heat["y"] + heat["height"] - 1, (
+            heat, text)  # the heat map the page's width, its text below it: not two narrow columns
+        shot(page, "phone_score.png")
     finally:
         page.close()
 

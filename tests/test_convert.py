@@ -57,6 +57,12 @@ def test_a_colour_drawing_is_two_colours_white_and_its_ink_rounded_to_the_levels
     assert np.array_equal(convert.colour_drawing_to_levels(white, 3, 28, 28, 4), x)  # RGB on white: the same
     with pytest.raises(ValueError, match="canvas is empty"):
         convert.colour_drawing_to_levels(canvas(SEVEN, colour=(250, 250, 250)), 3, 28, 28, 4)
+    two = canvas(SEVEN, colour=(170, 0, 255)).copy()
+    one = canvas(ONE, colour=(255, 85, 0))
+    two[one[..., 3] > 0] = one[one[..., 3] > 0]  # an orange stroke over the purple 7
+    assert [tuple(c) for c in convert.ink_colours(convert.on_white(Image.fromarray(two)), 4, share=0.05)] == [
+        (2, 0, 3), (3, 1, 0)]  # purple, the commonest, then orange
+    assert len(convert.ink_colours(white, 4, share=0.05)) == 1
     # for a binary model (a drawing left from a colour one), a coloured stroke is ink as a black one is
     assert np.array_equal(convert.drawing_to_levels(canvas(SEVEN, colour=(170, 0, 255)), 28, 28),
                           convert.drawing_to_levels(canvas(SEVEN), 28, 28))

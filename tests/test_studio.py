@@ -6,7 +6,7 @@ import torch
 from PIL import Image, ImageDraw
 
 import pixelcnn
-from helpers import REPO, SEVEN, canvas, make_tiny, next_pixel_shown
+from helpers import ONE, REPO, SEVEN, canvas, make_tiny, next_pixel_shown
 from pixelcnn import analysis, convert, datasets, evaluate, files, images, studio, weights
 
 EXAMPLE = {"path": str(REPO / "examples" / "shapes_1.png")}
@@ -266,8 +266,18 @@ def test_a_colour_model_completes_a_drawing_in_colour_keeping_its_ink(tiny_model
     done = net.inpaint(x, known, studio.COMPLETIONS, seed=2, particles=studio.PARTICLES)
     expected = studio.picture(done, net.levels, studio.COMPLETIONS_ROW, known=known)
     assert len(frames) > 3 and np.array_equal(np.asarray(frames[-1].image()), np.asarray(expected.image()))
-    _, text = studio.score("pixelrcnn/color_mnist", studio.DRAW, purple, None)
-    assert "bits/dim" in text
+    said = []
+    _, text = studio.score("pixelrcnn/color_mnist", studio.DRAW, purple, None, tell=lambda *a: said.append(a))
+    assert "bits/dim" in text and said == []  # one colour: nothing to say
+    two = canvas(SEVEN, colour=(170, 0, 255)).copy()
+    one = canvas(ONE, colour=(255, 85, 0))
+    two[one[..., 3] > 0] = one[one[..., 3] > 0]
+    Image.fromarray(two).save(tmp_path / "two.png")
+    given = studio.given("color_mnist", studio.DRAW, {"path": str(tmp_path / "two.png")}, None,
+                         tell=lambda *a: said.append(a))
+    assert said == [("info", "This model draws in one colour on a background: your drawing is taken in its "
+                             "commonest colour.")]
+    assert set(map(tuple, given.reshape(3, -1).T)) == {(3, 3, 3), (2, 0, 3)}  # the orange stroke in purple
 
 
 def test_what_the_model_is_given_to_complete_is_the_part_kept(tmp_path):
@@ -410,7 +420,11 @@ def test_what_the_model_sees_compares_the_model_picked(tiny_models):
     assert titles == ("PixelRCNN, R→G→B", "Gated PixelCNN")
     assert "PixelRCNN, R→G→B (the model picked) looks at" in text and "untrained" not in text
     *_, text, _ = studio.see("pixelrcnn_ar/color_shapes", 0, 0)  # the first pixel: only its own earlier colours
-    assert "looks at **1** pixel," in text and "at **1** pixel." in text and "sees the pixel itself" in text
+    assert "looks at **1** pixel," in text and "at **1** pixel." in text and "blind spot" not in text
+    assert "PixelRCNN, R→G→B and Gated PixelCNN see the pixel itself" in text
+    *_, text, _ = studio.see("gated/color_mnist", 0, 0)  # beside PixelRCNN, whose colours are drawn apart
+    assert "looks at **0** pixels," in text and "Gated PixelCNN sees the pixel itself" in text
+    assert "blind spot" not in text  # the pixel itself is no blind spot
     *_, text, titles = studio.see("gated/color_mnist", 5, 5)
     assert titles == ("PixelRCNN", "Gated PixelCNN") and "Gated PixelCNN (the model picked)" in text
     assert studio.see("gated_cond/mnist")[-1] == ("PixelCNN", "Gated PixelCNN, class-conditional")
