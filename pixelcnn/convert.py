@@ -260,7 +260,7 @@ def image_to_levels(img, channels, height, width, levels):
     """A PIL image as levels (channels, height, width) uint8 for a model of that shape.
 
     Binary models (channels 1, levels 2): ink is what differs from the background, the border's
-    commonest grey (a dark figure on a light background, a light one on a dark one). An image
+    median grey (a dark figure on a light background, a light one on a dark one). An image
     of exactly the model's size, or an exact multiple, is taken pixel for pixel; any other is
     treated as a whole drawing.
     Colour models: the centre square, averaged down and rounded to the nearest level."""

@@ -443,10 +443,10 @@ def complete_request(name, source, drawing, image, keep_rows, keep, temperature,
                      tell=ignore, uploads=None):
     """A request to complete, checked (Refused where it cannot be), before the model is loaded:
     (temperature, seed, label, the picture x, levels (C, H, W), and the pixels kept (H, W))."""
-    split(name)
+    dataset = split(name)[1]
     temperature, seed = temperature_of(temperature), whole_number(seed, 0, MAX_SEED, "seed")
     check_keep(keep, source)
-    x = given(split(name)[1], source, drawing, image, tell=tell, uploads=uploads)
+    x = given(dataset, source, drawing, image, tell=tell, uploads=uploads)
     return temperature, seed, label_of(name, klass), x, kept(x, keep, keep_rows, marks, uploads)
 
 
